@@ -1,0 +1,137 @@
+"""One typed settings tree, read from ``SHITU_*`` environment variables (``__`` nests groups).
+
+Only ``service.app`` and the CLI call :func:`get_settings`; everything else receives the values it
+needs through its constructor.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+class WholeImage(str, Enum):
+    """When the whole image joins the candidate boxes (PP-ShiTu: always)."""
+
+    always = "always"
+    fallback = "fallback"
+    never = "never"
+
+
+class IndexKind(str, Enum):
+    flat = "flat"
+    hnsw = "hnsw"
+
+
+class RuntimeSettings(BaseModel):
+    """How Paddle Inference runs the models."""
+
+    device: Device = Device.cpu
+    cpu_threads: int = Field(2, ge=1, description="math threads per predictor")
+    onednn: bool = Field(True, description="oneDNN (MKLDNN) kernels on CPU")
+    onednn_bf16: bool = Field(False, description="bf16 oneDNN kernels for the embedder (CPUs with AMX/avx512_bf16)")
+    gpu_id: int = 0
+    gpu_memory_mb: int = Field(1024, ge=64, description="initial GPU memory pool")
+    tensorrt: bool = Field(False, description="TensorRT subgraphs on GPU")
+    tensorrt_precision: Precision = Precision.fp32
+    tensorrt_workspace_mb: int = Field(1024, ge=16)
+    tensorrt_max_batch: int = Field(8, ge=1, description="largest embedder batch in the TensorRT dynamic shape")
+    tensorrt_cache_dir: Path | None = Field(None, description="where TensorRT engines are serialised")
+    warmup: bool = Field(True, description="run each model once at start-up")
+
+
+class ModelSettings(BaseModel):
+    """Which model directories the service loads."""
+
+    store: Path = Field(Path("model_store"), description="root of the model store")
+    embedder: str = Field("embedder/default", description="embedder directory, absolute or relative to the store")
+    detector: str | None = Field(
+        "detector/default", description="detector directory, absolute or relative to the store; empty disables it"
+    )
+
+    def resolve(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.store / path
+
+    @property
+    def embedder_dir(self) -> Path:
+        return self.resolve(self.embedder)
+
+    @property
+    def detector_dir(self) -> Path | None:
+        return self.resolve(self.detector) if self.detector else None
+
+
+class PipelineSettings(BaseModel):
+    """Defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
+
+    detection_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    max_detections: int | None = Field(None, ge=1, le=100)
+    min_score: float | None = Field(None, ge=-1.0, le=1.0, description="cosine score a match needs")
+    whole_image: WholeImage = WholeImage.always
+    top_k: int = Field(5, ge=1, le=100, description="distinct items returned per object")
+    nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
+    max_objects: int = Field(20, ge=1, le=100)
+    max_batch_size: int = Field(16, ge=1, description="largest batch of crops per embedder call")
+
+
+class GallerySettings(BaseModel):
+    path: Path = Field(Path("data/gallery"), description="directory of the SQLite store and image files")
+    index: IndexKind = IndexKind.flat
+    hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_search: int = Field(64, ge=8)
+    hnsw_ef_construction: int = Field(40, ge=8)
+    rebuild_deleted_fraction: float = Field(0.2, gt=0.0, le=1.0, description="HNSW rebuild trigger")
+    detect_on_enroll: bool = Field(True, description="crop the main object when a detector is loaded")
+    demo: Path | None = Field(None, description="PaddleClas list file imported when the gallery is empty")
+
+
+class LimitsSettings(BaseModel):
+    max_upload_mb: float = Field(20.0, gt=0)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="decompression-bomb guard (width x height)")
+    max_image_side_px: int = Field(16_384, ge=16)
+    inference_workers: int = Field(1, ge=1, description="threads, each with its own predictors")
+    max_concurrent_requests: int = Field(8, ge=1, description="requests in flight before 429")
+    request_timeout_s: float = Field(30.0, gt=0)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "info"
+
+
+class Settings(BaseSettings):
+    """All settings. Environment: ``SHITU_GALLERY__PATH=/data/gallery``, ``SHITU_RUNTIME__CPU_THREADS=4``…"""
+
+    model_config = SettingsConfigDict(env_prefix="SHITU_", env_nested_delimiter="__", extra="ignore")
+
+    runtime: RuntimeSettings = RuntimeSettings()
+    models: ModelSettings = ModelSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    gallery: GallerySettings = GallerySettings()
+    limits: LimitsSettings = LimitsSettings()
+    server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _tensorrt_needs_gpu(self) -> Settings:
+        if self.runtime.tensorrt and self.runtime.device is not Device.gpu:
+            raise ValueError("runtime.tensorrt needs runtime.device=gpu")
+        return self
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,125 @@
+"""The contract between an exported model directory and the service.
+
+Every number the service needs to run a model (input size, resize interpolation, normalisation,
+embedding size, default thresholds) is read from the model directory, never from code:
+our own ``manifest.json`` first, else PaddleDetection's ``infer_cfg.yml`` or PaddleClas's
+``inference.yml`` for models exported by those tools.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MANIFEST_FILE = "manifest.json"
+MODEL_STEMS = ("inference", "model")
+
+
+class ModelKind(str, Enum):
+    detector = "detector"
+    embedder = "embedder"
+
+
+class Interpolation(str, Enum):
+    """cv2 interpolation names as PaddleClas / PaddleDetection configs spell them."""
+
+    nearest = "nearest"
+    linear = "linear"
+    cubic = "cubic"
+    area = "area"
+
+
+class Preprocess(BaseModel):
+    """Image → tensor: RGB uint8 HWC, resized to ``size`` (w, h), ``(x * scale - mean) / std``, CHW."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: tuple[int, int] = Field(description="target (width, height) in pixels")
+    interpolation: Interpolation = Interpolation.linear
+    keep_ratio: bool = False
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+
+
+class DetectorDefaults(BaseModel):
+    """PP-ShiTu selection rule: keep the ``max_detections`` best boxes, then drop those under ``score_threshold``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score_threshold: float = 0.2
+    max_detections: int = 5
+
+
+class EmbedderDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    match_threshold: float = Field(0.5, description="cosine score a match needs (PP-ShiTu: 0.5)")
+
+
+class ModelManifest(BaseModel):
+    """``manifest.json`` beside ``inference.json|pdmodel`` + ``inference.pdiparams``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: Literal[1] = 1
+    kind: ModelKind
+    name: str
+    version: str = "0"
+    architecture: str = ""
+    preprocess: Preprocess
+    inputs: list[str] = Field(default_factory=list, description="input tensor names, for documentation")
+    embedding_dim: int | None = Field(None, description="embedder output size")
+    labels: list[str] = Field(default_factory=list, description="detector class names")
+    detector: DetectorDefaults | None = None
+    embedder: EmbedderDefaults | None = None
+    metric: Literal["inner_product"] = "inner_product"
+    provenance: dict[str, Any] = Field(default_factory=dict, description="how it was made: data, recipe, scores")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ModelManifest:
+        if self.kind is ModelKind.embedder:
+            if not self.embedding_dim or self.embedding_dim <= 0:
+                raise ValueError("an embedder manifest needs a positive embedding_dim")
+            self.embedder = self.embedder or EmbedderDefaults()
+        else:
+            self.detector = self.detector or DetectorDefaults()
+        return self
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def write(self, model_dir: Path) -> Path:
+        path = Path(model_dir) / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
+        return path
+
+
+class ManifestError(ValueError):
+    """A model directory is missing files or describes itself inconsistently."""
+
+
+def load_manifest(model_dir: Path) -> ModelManifest:
+    """Read ``manifest.json``, else translate ``infer_cfg.yml`` / ``inference.yml``."""
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST_FILE
+    if path.is_file():
+        try:
+            return ModelManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as error:
+            raise ManifestError(f"{path}: {error}") from error
+    from service.inference.paddle_configs import manifest_from_paddle_config
+
+    manifest = manifest_from_paddle_config(model_dir)
+    if manifest is None:
+        raise ManifestError(
+            f"{model_dir} has no {MANIFEST_FILE}, infer_cfg.yml or inference.yml; "
+            "`shitu models pull` writes one for the official models"
+        )
+    return manifest
