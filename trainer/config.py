@@ -1,0 +1,149 @@
+"""``shitu train rec`` configuration: one YAML file validated by pydantic, with dotted overrides from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class AugmentConfig(_Section):
+    """GeneralRecognitionV2 train augmentation; a probability or size of 0 switches a step off."""
+
+    image_size: int = Field(224, ge=16, description="square network input side in pixels")
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0)
+    pad: int = Field(10, ge=0, description="black border added before the random crop")
+    rotation_prob: float = Field(0.5, ge=0.0, le=1.0)
+    rotation_degrees: float = Field(90.0, ge=0.0, le=180.0, description="angle drawn from U[-d, +d]")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+class DataConfig(_Section):
+    root: Path = Field(description="directory the list paths are relative to")
+    train_list: Path
+    eval_list: Path | None = Field(None, description="query = gallery list; needs a unique id in column 3")
+    query_list: Path | None = None
+    gallery_list: Path | None = None
+    augment: AugmentConfig = AugmentConfig()
+    num_workers: int = Field(0, ge=0, description="decode/augment threads; 0 decodes in the training thread")
+
+    @model_validator(mode="after")
+    def _one_evaluation_source(self) -> DataConfig:
+        split = (self.query_list is None, self.gallery_list is None)
+        if split[0] != split[1]:
+            raise ValueError("data.query_list and data.gallery_list go together")
+        if self.eval_list is not None and self.query_list is not None:
+            raise ValueError("give either data.eval_list or data.query_list + data.gallery_list, not both")
+        return self
+
+
+class ModelConfig(_Section):
+    arch: Literal["pplcnetv2_base", "efficientnet_lite0"] = "pplcnetv2_base"
+    pretrained: bool = Field(True, description="start from the backbone's ImageNet / ShiTu weights when available")
+    head: Literal["fc", "arc_margin"] = "fc"
+    arc_scale: float = Field(30.0, gt=0.0, description="ArcMargin s")
+    arc_margin: float = Field(0.15, ge=0.0, lt=1.5, description="ArcMargin m in radians")
+
+
+class LossConfig(_Section):
+    ce_weight: float = Field(1.0, ge=0.0)
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    triplet_weight: float = Field(1.0, ge=0.0)
+    triplet_margin: float = 0.5
+    absolute_weight: float = Field(0.1, ge=0.0, description="weight of the ap/an absolute terms")
+    ap_value: float = 0.8
+    an_value: float = 0.4
+
+
+class OptimizerConfig(_Section):
+    base_lr: float = Field(0.06, gt=0.0, description="LR at reference_batch images per step")
+    reference_batch: int | None = Field(
+        2048, ge=1, description="LR is base_lr * global_batch / reference_batch; null = base_lr is absolute"
+    )
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-5, ge=0.0)
+    warmup_epochs: float = Field(5.0, ge=0.0)
+    freeze_stages: int = Field(0, ge=0, description="leading backbone stages kept frozen (eval mode, no gradient)")
+    slow_stages: int = Field(0, ge=0, description="leading trainable stages whose LR is multiplied by slow_lr_scale")
+    slow_lr_scale: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class TrainRecognitionConfig(_Section):
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    epochs: int = Field(100, ge=1)
+    max_iterations: int | None = Field(None, ge=1, description="stop early after this many optimizer steps")
+    batch_size: int = Field(256, ge=2, description="images per forward pass (P identities x K images)")
+    images_per_id: int = Field(4, ge=2, description="K of the PK sampler")
+    accumulate_steps: int = Field(1, ge=1, description="forward passes per optimizer step")
+    amp: bool = Field(False, description="float16 autocast with loss scaling; used only on a GPU")
+    device: Literal["cpu", "gpu"] = "cpu"
+    seed: int = 0
+    output: Path = Path("runs/recognition")
+    log_interval: int = Field(10, ge=1, description="iterations between log lines")
+    eval_interval: int = Field(1, ge=1, description="epochs between evaluations")
+    save_interval: int = Field(1, ge=1, description="epochs between checkpoints")
+    export_name: str = "embedder"
+    export_version: str = "0"
+
+    @model_validator(mode="after")
+    def _pk_batches(self) -> TrainRecognitionConfig:
+        if self.batch_size % self.images_per_id:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of images_per_id {self.images_per_id}")
+        return self
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.accumulate_steps
+
+    @property
+    def learning_rate(self) -> float:
+        """Peak LR after warm-up (PP-ShiTuV2: 0.06 at a global batch of 2048)."""
+        reference = self.optimizer.reference_batch
+        scale = self.global_batch / reference if reference else 1.0
+        return self.optimizer.base_lr * scale
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> TrainRecognitionConfig:
+    """Read YAML, apply ``section.key=value`` overrides (values parsed as YAML), validate."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: the config must be a mapping")
+    for override in overrides or []:
+        apply_override(raw, override)
+    _resolve_relative_paths(raw, path.parent)
+    return TrainRecognitionConfig.model_validate(raw)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    key, separator, value = override.partition("=")
+    if not separator or not key.strip():
+        raise ValueError(f"override {override!r} is not of the form section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+        node = child
+    node[leaf] = yaml.safe_load(value)
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    # Data paths in a config file are relative to the file, so configs travel with their datasets.
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("root") is not None and not Path(data["root"]).is_absolute():
+        data["root"] = str(base / data["root"])

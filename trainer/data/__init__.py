@@ -1,0 +1,1 @@
+"""Training data for the recognition model: PaddleClas label lists, images, PK batches, augmentation."""
