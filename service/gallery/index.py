@@ -1,0 +1,100 @@
+"""The faiss index over the stored embeddings: inner product on L2-normalised vectors (cosine).
+
+``flat`` is exact and removes vectors for real. ``hnsw`` cannot remove, so deleted ids stay in the
+graph and are masked by an ID selector at search time until a rebuild drops them.
+The class is not thread-safe: :class:`service.gallery.search.SearchIndex` guards it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from service.config import GallerySettings, IndexKind
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParameters:
+    kind: IndexKind
+    dim: int
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    hnsw_ef_construction: int = 40
+
+    @classmethod
+    def from_settings(cls, settings: GallerySettings, dim: int) -> IndexParameters:
+        return cls(settings.index, dim, settings.hnsw_m, settings.hnsw_ef_search, settings.hnsw_ef_construction)
+
+
+class VectorIndex:
+    def __init__(self, parameters: IndexParameters) -> None:
+        self.parameters = parameters
+        if parameters.kind is IndexKind.hnsw:
+            graph = faiss.IndexHNSWFlat(parameters.dim, parameters.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = parameters.hnsw_ef_construction
+            graph.hnsw.efSearch = parameters.hnsw_ef_search
+        else:
+            graph = faiss.IndexFlatIP(parameters.dim)
+        self._inner = graph  # IndexIDMap2 does not own its inner index from Python: keep it alive
+        self._index = faiss.IndexIDMap2(graph)
+        self._masked: set[int] = set()
+        self._selector: faiss.IDSelector | None = None
+        self._selector_parts: tuple[object, ...] = ()
+
+    @classmethod
+    def build(cls, parameters: IndexParameters, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> VectorIndex:
+        index = cls(parameters)
+        index.add(ids, vectors)
+        return index
+
+    @property
+    def size(self) -> int:
+        """Vectors in the graph, masked ones included."""
+        return int(self._index.ntotal)
+
+    @property
+    def masked(self) -> int:
+        return len(self._masked)
+
+    @property
+    def masked_fraction(self) -> float:
+        return self.masked / self.size if self.size else 0.0
+
+    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+
+    def remove(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        if self.parameters.kind is IndexKind.hnsw:
+            self._masked.update(ids)
+            self._refresh_selector()
+        else:
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def live_ids(self) -> NDArray[np.int64]:
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self._masked:
+            ids = ids[~np.isin(ids, np.fromiter(self._masked, dtype=np.int64))]
+        return ids
+
+    def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Scores and ids (-1 where fewer than ``k`` live vectors were found), best first."""
+        if self.parameters.kind is IndexKind.hnsw:
+            # A fresh parameters object per call: IndexIDMap2 swaps its selector in and out during the search.
+            parameters = faiss.SearchParametersHNSW(efSearch=max(self.parameters.hnsw_ef_search, k))
+            if self._selector is not None:
+                parameters.sel = self._selector
+            return self._index.search(queries, k, params=parameters)
+        return self._index.search(queries, k)
+
+    def _refresh_selector(self) -> None:
+        masked = np.fromiter(self._masked, dtype=np.int64)
+        batch = faiss.IDSelectorBatch(len(masked), faiss.swig_ptr(masked))
+        selector = faiss.IDSelectorNot(batch)
+        self._selector_parts = (batch, masked)  # the Not selector points at the batch: keep both alive
+        self._selector = selector

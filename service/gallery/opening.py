@@ -1,0 +1,70 @@
+"""Start-up steps of :meth:`service.gallery.Gallery.open`: directory lock, embedding-space check, index rebuild."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.errors import GalleryError
+from service.gallery.index import IndexParameters, VectorIndex
+from service.gallery.search import SearchIndex
+from service.gallery.store import GalleryStore
+
+LOCK_FILE = "gallery.lock"
+FLOAT32_BYTES = 4
+
+
+@dataclass
+class GalleryLock:
+    """An exclusive ``flock`` on the gallery directory: two processes with their own in-memory index would
+    diverge. The kernel drops it when the process dies, so a crash never leaves a stale lock."""
+
+    descriptor: int | None
+
+    @classmethod
+    def acquire(cls, directory: Path) -> GalleryLock:
+        descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            os.close(descriptor)
+            raise GalleryError(f"the gallery {directory} is open in another process") from error
+        return cls(descriptor)
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+            os.close(self.descriptor)
+            self.descriptor = None
+
+
+def check_embedding_space(store: GalleryStore, directory: Path, embedding_dim: int, model_id: str) -> None:
+    """Refuses to mix embeddings of two models (or sizes) in one index; records the space of an empty gallery."""
+    models, sizes = store.embedding_spaces()
+    if sizes and sizes != {embedding_dim * FLOAT32_BYTES}:
+        stored = sorted(size // FLOAT32_BYTES for size in sizes)
+        raise GalleryError(
+            f"the gallery {directory} holds embeddings of size {stored}, the embedder gives {embedding_dim}; "
+            "run `shitu gallery reembed` or use another gallery path",
+            stored_dims=stored,
+            embedding_dim=embedding_dim,
+        )
+    if models and models != {model_id}:
+        raise GalleryError(
+            f"the gallery {directory} was embedded by {sorted(models)}, the loaded embedder is {model_id!r}; "
+            "run `shitu gallery reembed` to embed the stored images again with the new model",
+            stored_models=sorted(models),
+            model_id=model_id,
+        )
+    with store.write() as connection:
+        store.set_meta(connection, "embedding_dim", str(embedding_dim))
+        store.set_meta(connection, "model_id", model_id)
+
+
+def build_search_index(store: GalleryStore, parameters: IndexParameters) -> SearchIndex:
+    ids, vectors, references = store.index_rows(parameters.dim)
+    index = VectorIndex.build(parameters, ids, vectors)
+    rows = dict(zip(ids.tolist(), references, strict=True))
+    return SearchIndex(index, rows, store.labels())
