@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -15,6 +16,7 @@ app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
 register_trainer_commands(app)
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STORE_OPTION = typer.Option(None, "--store", help="model store directory (default: SHITU_MODELS__STORE)")
 
 
@@ -43,9 +45,93 @@ def pull_model(
     from service.config import get_settings
     from service.registry.terminal import pull_command
 
-    code = pull_command(name, store or get_settings().models.store, url, force, Console(stderr=False))
+    code = pull_command(name, store or get_settings().models.store, url, force, Console())
     raise typer.Exit(code)
 
 
 def main() -> None:
     app()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="bind address (default: SHITU_SERVER__HOST)"),
+    port: int = typer.Option(None, help="port (default: SHITU_SERVER__PORT)"),
+    demo: bool = typer.Option(False, help="generate the demo gallery if needed and load it into an empty gallery"),
+) -> None:
+    """Run the HTTP service with the models and gallery the SHITU_* settings name."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.config import get_settings
+
+    settings = get_settings()
+    if host:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    if demo:
+        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo")
+    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
+    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
+                log_level=settings.server.log_level)
+
+
+def _demo_list(directory: Path) -> Path:
+    list_file = directory / "gallery_list.txt"
+    if not list_file.is_file():
+        from trainer.synth.demo import build_demo
+
+        build_demo(directory)
+    return list_file
+
+
+@gallery_app.command("import")
+def gallery_import(
+    list_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="PaddleClas list: path<TAB>label"),
+    root: Path = typer.Option(None, "--root", help="directory the listed paths are relative to (default: the list's)"),
+    detect: bool = typer.Option(True, help="crop the main object with the detector before embedding"),
+) -> None:
+    """Register every image of a PaddleClas gallery list file (the service must not be running on this gallery)."""
+    from rich.progress import Progress
+
+    from service.config import get_settings
+    from service.gallery import Gallery, read_list_file
+    from service.importing import import_entries
+    from service.inference.models import load_recognizer
+
+    settings = get_settings()
+    entries = read_list_file(list_file, root or list_file.parent)
+    recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
+    embedder = recognizer.embedder
+    gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    try:
+        with Progress() as progress:
+            task = progress.add_task("registering", total=len(entries))
+            report = import_entries(recognizer, gallery, entries, limits=settings.limits,
+                                    options=recognizer.default_options(settings.pipeline), detect=detect,
+                                    advance=lambda: progress.advance(task))
+    finally:
+        gallery.close()
+    typer.echo(f"added {report.added}, unchanged {report.unchanged}, failed {len(report.failed)}")
+    for path, message in report.failed:
+        typer.echo(f"  {path}: {message}", err=True)
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
+@gallery_app.command("export")
+def gallery_export(out: Path = typer.Argument(..., help="directory for images/ and gallery_list.txt")) -> None:
+    """Write the gallery as a PaddleClas list file with copies of the images."""
+    from service.config import get_settings
+    from service.gallery import Gallery, export_gallery
+    from service.inference.manifest import load_manifest
+
+    settings = get_settings()
+    manifest = load_manifest(settings.models.embedder_dir)
+    gallery = Gallery.open(settings.gallery, embedding_dim=manifest.embedding_dim or 0, model_id=manifest.model_id)
+    try:
+        list_file = export_gallery(gallery, out)
+    finally:
+        gallery.close()
+    typer.echo(f"wrote {list_file}")

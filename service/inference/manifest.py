@@ -9,6 +9,7 @@ our own ``manifest.json`` first, else PaddleDetection's ``infer_cfg.yml`` or Pad
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -105,8 +106,11 @@ class ManifestError(ValueError):
     """A model directory is missing files or describes itself inconsistently."""
 
 
-def load_manifest(model_dir: Path) -> ModelManifest:
-    """Read ``manifest.json``, else translate ``infer_cfg.yml`` / ``inference.yml``."""
+def load_manifest(model_dir: Path, *, embedding_dim: Callable[[], int] | None = None) -> ModelManifest:
+    """Read ``manifest.json``, else translate ``infer_cfg.yml`` / ``inference.yml``.
+
+    ``embedding_dim`` is called for PaddleClas exports, whose config does not state the feature size.
+    """
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST_FILE
     if path.is_file():
@@ -116,7 +120,7 @@ def load_manifest(model_dir: Path) -> ModelManifest:
             raise ManifestError(f"{path}: {error}") from error
     from service.inference.paddle_configs import manifest_from_paddle_config
 
-    manifest = manifest_from_paddle_config(model_dir)
+    manifest = manifest_from_paddle_config(model_dir, embedding_dim=embedding_dim)
     if manifest is None:
         raise ManifestError(
             f"{model_dir} has no {MANIFEST_FILE}, infer_cfg.yml or inference.yml; "

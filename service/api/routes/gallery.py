@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from service.api.deps import StateDep
+from service.api.schemas import (
+    EnrolmentResponse,
+    ErrorResponse,
+    ImageDeleted,
+    ImagePublic,
+    ItemDeleted,
+    ItemDetail,
+    ItemPage,
+    ItemPublic,
+    ItemUpdate,
+)
+from service.api.uploads import parse_bbox, parse_metadata, read_upload
+from service.registration import Registration, register
+from service.state import ServiceState
+
+router = APIRouter(prefix="/gallery", tags=["gallery"])
+ERRORS = {code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422, 429, 503)}
+DetectField = Annotated[bool | None, Form(description="crop the main object first (default: on with a detector)")]
+BboxField = Annotated[str | None, Form(description="x1,y1,x2,y2: embed this region instead of detecting")]
+
+
+async def _register(state: ServiceState, response: Response, request: Registration) -> EnrolmentResponse:
+    request = request.checked()
+    work = partial(register, gallery=state.gallery, request=request, limits=state.settings.limits,
+                   options=state.defaults)
+    async with state.admission():
+        enrolment = await state.infer(work)
+    response.status_code = status.HTTP_201_CREATED if enrolment.created_image else status.HTTP_200_OK
+    return EnrolmentResponse.from_domain(enrolment)
+
+
+def _detect(state: ServiceState, detect: bool | None) -> bool:
+    return state.settings.gallery.detect_on_enroll if detect is None else detect
+
+
+@router.post("", response_model=EnrolmentResponse, status_code=201, responses=ERRORS)
+async def add_product_image(
+    state: StateDep,
+    response: Response,
+    image: Annotated[UploadFile, File(description="product photo")],
+    label: Annotated[str, Form(description="product name shown in results")],
+    item_id: Annotated[str | None, Form(description="your id for the product; generated when absent")] = None,
+    metadata: Annotated[str | None, Form(description="JSON object stored with the item")] = None,
+    bbox: BboxField = None,
+    detect: DetectField = None,
+) -> EnrolmentResponse:
+    """Register a product photo, creating the item if needed. Repeating the same item_id and bytes is a no-op (200)."""
+    data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
+    request = Registration(data=data, label=label, item_id=item_id, metadata=parse_metadata(metadata),
+                           box=parse_bbox(bbox), detect=_detect(state, detect))
+    return await _register(state, response, request)
+
+
+@router.post("/items/{item_id}/images", response_model=EnrolmentResponse, status_code=201, responses=ERRORS)
+async def add_item_image(
+    state: StateDep,
+    response: Response,
+    item_id: str,
+    image: Annotated[UploadFile, File(description="another photo of this product")],
+    bbox: BboxField = None,
+    detect: DetectField = None,
+) -> EnrolmentResponse:
+    """Add a photo to an existing item (404 if the item does not exist)."""
+    item = await asyncio.to_thread(state.gallery.get_item, item_id)
+    data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
+    request = Registration(data=data, label=item.label, item_id=item_id, box=parse_bbox(bbox),
+                           detect=_detect(state, detect))
+    return await _register(state, response, request)
+
+
+@router.get("/items", response_model=ItemPage, responses=ERRORS)
+async def list_items(
+    state: StateDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    label: Annotated[str | None, Query(description="only items with exactly this label")] = None,
+) -> ItemPage:
+    items, total = await asyncio.to_thread(state.gallery.list_items, offset=offset, limit=limit, label=label)
+    return ItemPage(items=[ItemPublic.from_domain(item) for item in items], total=total, offset=offset, limit=limit)
+
+
+@router.get("/items/{item_id}", response_model=ItemDetail, responses=ERRORS)
+async def get_item(state: StateDep, item_id: str) -> ItemDetail:
+    item = await asyncio.to_thread(state.gallery.get_item, item_id)
+    images = await asyncio.to_thread(state.gallery.item_images, item_id)
+    return ItemDetail(**ItemPublic.from_domain(item).model_dump(), images=[ImagePublic.from_domain(i) for i in images])
+
+
+@router.patch("/items/{item_id}", response_model=ItemPublic, responses=ERRORS)
+async def update_item(state: StateDep, item_id: str, update: ItemUpdate) -> ItemPublic:
+    """Change the label or replace the metadata; embeddings stay as they are."""
+    item = await asyncio.to_thread(state.gallery.update_item, item_id, label=update.label, metadata=update.metadata)
+    return ItemPublic.from_domain(item)
+
+
+@router.delete("/items/{item_id}", response_model=ItemDeleted, responses=ERRORS)
+async def delete_item(state: StateDep, item_id: str) -> ItemDeleted:
+    removed = await asyncio.to_thread(state.gallery.delete_item, item_id)
+    return ItemDeleted(item_id=item_id, images_removed=removed)
+
+
+@router.delete("/images/{image_id}", response_model=ImageDeleted, responses=ERRORS)
+async def delete_image(state: StateDep, image_id: str) -> ImageDeleted:
+    """Remove one photo; the item stays, even with no photos left."""
+    image = await asyncio.to_thread(state.gallery.delete_image, image_id)
+    return ImageDeleted(image_id=image.image_id, item_id=image.item_id)

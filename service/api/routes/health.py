@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service import __version__
+from service.api.deps import StateDep
+from service.api.schemas import Health, InfoResponse, ModelInfo, Readiness
+from service.inference.manifest import ModelManifest
+from service.inference.runtime import PaddleModel
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(request: Request) -> Response:
+    """Readiness: models loaded and the index agrees with the store."""
+    state = getattr(request.app.state, "service", None)
+    consistent = bool(state is not None and await asyncio.to_thread(state.gallery.check))
+    body = Readiness(ready=consistent, models_loaded=state is not None, index_consistent=consistent)
+    return JSONResponse(body.model_dump(), status_code=200 if consistent else 503)
+
+
+@router.get("/info", response_model=InfoResponse)
+async def info(state: StateDep) -> InfoResponse:
+    """Models, their provenance and preprocessing, gallery size and the effective defaults."""
+    recognizer = state.recognizer
+    detector = recognizer.detector
+    settings = state.settings
+    return InfoResponse(
+        version=__version__,
+        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.model),
+        detector=_model_info(detector.manifest, detector.model) if detector else None,
+        embedding_dim=recognizer.embedder.embedding_dim,
+        gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
+        defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
+        runtime=settings.runtime.model_dump(mode="json"),
+        limits=settings.limits.model_dump(mode="json"),
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _model_info(manifest: ModelManifest, model: PaddleModel) -> ModelInfo:
+    return ModelInfo(
+        model_id=manifest.model_id,
+        kind=manifest.kind.value,
+        architecture=manifest.architecture,
+        directory=str(model.files.program.parent),
+        format="paddle-2.x pdmodel" if model.files.legacy else "paddle-3.x json",
+        preprocess=manifest.preprocess.model_dump(mode="json"),
+        provenance=manifest.provenance,
+    )

@@ -1,0 +1,54 @@
+"""Multipart upload fields: bounded reads and typed parsing of the small text fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import UploadFile
+
+from service.errors import InvalidRequest, PayloadTooLarge
+
+_CHUNK = 1 << 20
+
+
+async def read_upload(upload: UploadFile, *, max_mb: float) -> bytes:
+    """Stop reading one chunk past the limit, so an oversize upload costs at most that much memory."""
+    limit = int(max_mb * (1 << 20))
+    if upload.size is not None and upload.size > limit:
+        raise PayloadTooLarge(f"the upload is {upload.size} bytes, the limit is {limit} bytes", limit_bytes=limit)
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"the upload is over the limit of {limit} bytes", limit_bytes=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_metadata(text: str | None) -> dict[str, Any] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        message = f"metadata is not valid JSON: {error.msg} at position {error.pos}"
+        raise InvalidRequest(message, field="metadata") from error
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", field="metadata")
+    return value
+
+
+def parse_bbox(text: str | None) -> tuple[int, int, int, int] | None:
+    """``x1,y1,x2,y2`` or a JSON list of four integers."""
+    if text is None or not text.strip():
+        return None
+    parts = text.strip().strip("[]").split(",")
+    try:
+        values = [int(part.strip()) for part in parts]
+    except ValueError as error:
+        raise InvalidRequest("bbox must be four integers x1,y1,x2,y2", field="bbox") from error
+    if len(values) != 4:
+        raise InvalidRequest("bbox must be four integers x1,y1,x2,y2", field="bbox")
+    return (values[0], values[1], values[2], values[3])

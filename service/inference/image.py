@@ -1,0 +1,120 @@
+"""Bytes → RGB pixels with every guard a public endpoint needs, and pixels → model tensors."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from service.inference.manifest import Interpolation, Preprocess
+
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
+SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/bmp": ".bmp"}
+_INTERPOLATIONS = {
+    Interpolation.nearest: cv2.INTER_NEAREST,
+    Interpolation.linear: cv2.INTER_LINEAR,
+    Interpolation.cubic: cv2.INTER_CUBIC,
+    Interpolation.area: cv2.INTER_AREA,
+}
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"))
+
+RGBImage = NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    pixels: RGBImage  # H x W x 3, RGB
+    media_type: str
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def sniff_format(data: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def decode_image(data: bytes, *, max_pixels: int, max_side_px: int) -> DecodedImage:
+    """Check the container and its declared size before decoding, so bombs cost no memory."""
+    if not data:
+        raise InvalidImage("the image is empty (0 bytes)")
+    kind = sniff_format(data)
+    if kind is None:
+        raise UnsupportedMediaType("not a JPEG, PNG, WebP or BMP image")
+    width, height = _declared_size(data, kind)
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"the image declares a size of {width}x{height} pixels")
+    if width * height > max_pixels or max(width, height) > max_side_px:
+        raise ImageTooLarge(
+            f"{width}x{height} pixels is over the limit ({max_pixels} pixels, {max_side_px} px a side)",
+            width=width,
+            height=height,
+        )
+    if kind == "JPEG" and _jpeg_truncated(data):
+        raise InvalidImage("the JPEG data is truncated (no end-of-image marker after the last scan)")
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.size == 0:
+        raise InvalidImage(f"the {kind} data is corrupt or truncated and cannot be decoded")
+    return DecodedImage(pixels=np.ascontiguousarray(bgr[:, :, ::-1]), media_type=MEDIA_TYPES[kind])
+
+
+def _declared_size(data: bytes, kind: str) -> tuple[int, int]:
+    try:
+        with Image.open(io.BytesIO(data), formats=[kind]) as header:
+            return header.size
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(str(error)) from error
+    except Exception as error:  # Pillow raises many kinds (SyntaxError, OSError, struct.error) for bad headers
+        raise InvalidImage(f"the {kind} header is corrupt: {error}") from error
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    # Entropy-coded data never contains 0xFFDA/0xFFD9 (0xFF is stuffed), so the image is whole only if
+    # an end-of-image marker follows the last start-of-scan; an EXIF thumbnail's markers come earlier.
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan < 0 or data.rfind(b"\xff\xd9") < last_scan
+
+
+def resize(pixels: RGBImage, preprocess: Preprocess) -> tuple[RGBImage, tuple[float, float]]:
+    """Resize as the model's preprocessing says; returns the image and the (y, x) scale factors."""
+    target_width, target_height = preprocess.size
+    height, width = pixels.shape[:2]
+    scale_y, scale_x = target_height / height, target_width / width
+    if preprocess.keep_ratio:
+        scale_y = scale_x = min(scale_x, scale_y)
+    interpolation = _INTERPOLATIONS[preprocess.interpolation]
+    if preprocess.keep_ratio:
+        resized = cv2.resize(pixels, None, fx=scale_x, fy=scale_y, interpolation=interpolation)
+    else:
+        resized = cv2.resize(pixels, (target_width, target_height), interpolation=interpolation)
+    return resized, (scale_y, scale_x)
+
+
+def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
+    """HWC uint8 → CHW float32: ``(x * scale - mean) / std`` in the channel order the model wants."""
+    if preprocess.channel_order == "BGR":
+        pixels = pixels[:, :, ::-1]
+    mean = np.asarray(preprocess.mean, dtype=np.float32)
+    std = np.asarray(preprocess.std, dtype=np.float32)
+    tensor = (pixels.astype(np.float32) * np.float32(preprocess.scale) - mean) / std
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1))
+
+
+def crop(pixels: RGBImage, box: tuple[int, int, int, int]) -> RGBImage:
+    x1, y1, x2, y2 = box
+    return pixels[y1:y2, x1:x2]

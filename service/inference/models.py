@@ -1,0 +1,104 @@
+"""Load the detector and the embedder named by the settings, and run them on a pool of worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from service.config import ModelSettings, PipelineSettings, RuntimeSettings
+from service.errors import ModelError
+from service.inference.detector import Detector
+from service.inference.embedder import Embedder
+from service.inference.manifest import ManifestError, ModelManifest, load_manifest
+from service.inference.pipeline import Recognizer
+from service.inference.runtime import PaddleModel, onednn_bf16_supported
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: int) -> Embedder:
+    if not model_dir.is_dir():
+        raise ModelError(f"embedder directory {model_dir} does not exist (SHITU_MODELS__EMBEDDER)")
+    bf16 = runtime.onednn_bf16 and onednn_bf16_supported()
+    if runtime.onednn_bf16 and not bf16:
+        logger.warning("onednn_bf16 is set but this CPU has neither AMX nor AVX512-BF16: running fp32")
+    model = PaddleModel.load(model_dir, runtime, bf16=bf16, trt_shapes=None)
+    manifest = _manifest(model_dir, lambda: _probe_embedding_dim(model))
+    if runtime.tensorrt:
+        width, height = manifest.preprocess.size
+        shapes = {model.input_names[0]: ([1, 3, height, width], [runtime.tensorrt_max_batch, 3, height, width],
+                                         [1, 3, height, width])}
+        model = PaddleModel.load(model_dir, runtime, trt_shapes=shapes)
+    return Embedder(model, manifest, max_batch_size=max_batch_size)
+
+
+def load_detector(model_dir: Path, runtime: RuntimeSettings) -> Detector:
+    if not model_dir.is_dir():
+        raise ModelError(f"detector directory {model_dir} does not exist (SHITU_MODELS__DETECTOR, empty disables it)")
+    manifest = _manifest(model_dir, None)
+    width, height = manifest.preprocess.size
+    shapes = {"image": ([1, 3, height, width],) * 3, "im_shape": ([1, 2],) * 3, "scale_factor": ([1, 2],) * 3}
+    return Detector(PaddleModel.load(model_dir, runtime, trt_shapes=shapes), manifest)
+
+
+def load_recognizer(models: ModelSettings, runtime: RuntimeSettings, pipeline: PipelineSettings) -> Recognizer:
+    embedder = load_embedder(models.embedder_dir, runtime, max_batch_size=pipeline.max_batch_size)
+    detector = load_detector(models.detector_dir, runtime) if models.detector_dir is not None else None
+    return Recognizer(embedder, detector)
+
+
+def _manifest(model_dir: Path, embedding_dim: Callable[[], int] | None) -> ModelManifest:
+    try:
+        return load_manifest(model_dir, embedding_dim=embedding_dim)
+    except ManifestError as error:
+        raise ModelError(str(error)) from error
+
+
+def _probe_embedding_dim(model: PaddleModel) -> int:
+    """PaddleClas exports do not state their feature size: run one standard 224x224 input."""
+    output = model.run({model.input_names[0]: np.zeros((1, 3, 224, 224), dtype=np.float32)})[0]
+    return int(np.asarray(output).reshape(1, -1).shape[1])
+
+
+class WorkerPool:
+    """``workers`` threads, each with its own predictors (a Paddle predictor is not thread-safe)."""
+
+    def __init__(self, recognizer: Recognizer, workers: int, *, warmup: bool) -> None:
+        self._template = recognizer
+        self._warmup = warmup
+        self._local = threading.local()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference",
+                                            initializer=self._start_worker)
+
+    def _start_worker(self) -> None:
+        recognizer = self._template.clone()
+        if self._warmup:
+            warm_up(recognizer)
+        self._local.recognizer = recognizer
+
+    def prepare(self, workers: int) -> None:
+        """Start every worker now (and warm it up), so the first requests do not pay for it."""
+        barrier = threading.Barrier(workers)
+        list(self._executor.map(lambda _: barrier.wait(timeout=600), range(workers)))
+
+    async def run(self, work: Callable[[Recognizer], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: work(self._local.recognizer))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def warm_up(recognizer: Recognizer) -> None:
+    image = np.full((480, 640, 3), 127, dtype=np.uint8)
+    if recognizer.detector is not None:
+        recognizer.detector.detect(image)
+    recognizer.embedder.embed([image, image[:200, :300]])

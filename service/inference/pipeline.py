@@ -1,0 +1,157 @@
+"""The PP-ShiTu pipeline: detect → candidate boxes (+ whole image) → one embedder batch → gallery → NMS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.config import PipelineSettings, WholeImage
+from service.errors import InvalidRequest
+from service.gallery import GalleryMatch
+from service.inference.detector import Detector
+from service.inference.embedder import Embedder
+from service.inference.image import RGBImage, crop, decode_image
+from service.inference.manifest import DetectorDefaults, EmbedderDefaults
+from service.inference.selection import select_detections, suppress
+from service.inference.types import Box, ObjectSource, Recognition, RecognizedObject
+
+Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizeOptions:
+    """One request's knobs; every default is PP-ShiTuV2's behaviour."""
+
+    detection_threshold: float
+    max_detections: int
+    min_score: float
+    whole_image: WholeImage = WholeImage.always
+    top_k: int = 5
+    nms_iou: float = 0.05
+    max_objects: int = 20
+    include_unknown: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    box: Box
+    source: ObjectSource
+    score: float
+
+
+class Recognizer:
+    """Runs the pipeline on decoded RGB images. One instance per worker thread (models are not thread-safe)."""
+
+    def __init__(self, embedder: Embedder, detector: Detector | None) -> None:
+        self.embedder = embedder
+        self.detector = detector
+
+    def clone(self) -> Recognizer:
+        return Recognizer(self.embedder.clone(), self.detector.clone() if self.detector else None)
+
+    def default_options(self, settings: PipelineSettings) -> RecognizeOptions:
+        """Settings override the manifests; the manifests hold each model's own thresholds."""
+        # Without a detector its two numbers are never used; PP-ShiTu's values only fill the fields.
+        detector = (self.detector.manifest.detector if self.detector else None) or DetectorDefaults()
+        embedder = self.embedder.manifest.embedder or EmbedderDefaults()
+        return RecognizeOptions(
+            detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
+            max_detections=int(_first(settings.max_detections, detector.max_detections)),
+            min_score=_first(settings.min_score, embedder.match_threshold),
+            whole_image=settings.whole_image,
+            top_k=settings.top_k,
+            nms_iou=settings.nms_iou,
+            max_objects=settings.max_objects,
+        )
+
+    def recognize(self, image: RGBImage, options: RecognizeOptions, search: Search) -> Recognition:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        candidates = self._candidates(image, options)
+        timings["detect_ms"] = _elapsed_ms(clock)
+        candidates = [candidate for candidate in candidates if candidate.box.width > 0 and candidate.box.height > 0]
+
+        clock = time.perf_counter()
+        embeddings = self.embedder.embed([crop(image, candidate.box.as_tuple()) for candidate in candidates])
+        timings["embed_ms"] = _elapsed_ms(clock)
+
+        clock = time.perf_counter()
+        matches = search(embeddings, options.top_k) if len(candidates) else []
+        timings["search_ms"] = _elapsed_ms(clock)
+
+        objects = _results(candidates, matches, options)
+        return Recognition(width=image.shape[1], height=image.shape[0], objects=objects, timings_ms=timings)
+
+    def enrolment_embedding(self, image: RGBImage, *, box: Box | None, detect: bool,
+                            options: RecognizeOptions) -> tuple[Box, NDArray[np.float32]]:
+        """The box a gallery image is embedded from (given, else the best detection, else the whole image)."""
+        if box is None:
+            box = Box(0, 0, image.shape[1], image.shape[0])
+            if detect and self.detector is not None:
+                chosen = select_detections(self.detector.detect(image), max_detections=1,
+                                           threshold=options.detection_threshold)
+                if chosen and chosen[0].box.width > 0 and chosen[0].box.height > 0:
+                    box = chosen[0].box
+        elif not (0 <= box.x1 < box.x2 <= image.shape[1] and 0 <= box.y1 < box.y2 <= image.shape[0]):
+            raise InvalidRequest(
+                f"bbox {list(box.as_tuple())} is not inside the {image.shape[1]}x{image.shape[0]} image "
+                "(x1 < x2 <= width, y1 < y2 <= height)"
+            )
+        return box, self.embedder.embed([crop(image, box.as_tuple())])[0]
+
+    def _candidates(self, image: RGBImage, options: RecognizeOptions) -> list[Candidate]:
+        height, width = image.shape[:2]
+        found: list[Candidate] = []
+        if self.detector is not None:
+            selected = select_detections(self.detector.detect(image), max_detections=options.max_detections,
+                                         threshold=options.detection_threshold)
+            found = [Candidate(d.box, ObjectSource.detector, d.score) for d in selected]
+        elif options.whole_image is WholeImage.never:
+            raise InvalidRequest("whole_image=never needs a detector, and this service runs without one")
+        whole = options.whole_image is WholeImage.always or (options.whole_image is WholeImage.fallback and not found)
+        if whole or self.detector is None:
+            found.append(Candidate(Box(0, 0, width, height), ObjectSource.whole_image, 1.0))
+        return found
+
+
+def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,
+                    max_pixels: int, max_side_px: int) -> Recognition:
+    """Decode (with the size guards) and recognize; the decode time joins the stage timings."""
+    clock = time.perf_counter()
+    image = decode_image(data, max_pixels=max_pixels, max_side_px=max_side_px)
+    decode_ms = _elapsed_ms(clock)
+    result = recognizer.recognize(image.pixels, options, search)
+    return replace(result, timings_ms={"decode_ms": decode_ms, **result.timings_ms})
+
+
+def _results(candidates: list[Candidate], matches: list[list[GalleryMatch]],
+             options: RecognizeOptions) -> list[RecognizedObject]:
+    known = [index for index, row in enumerate(matches) if row and row[0].score >= options.min_score]
+    kept_known = [known[i] for i in suppress([candidates[i].box for i in known],
+                                             [matches[i][0].score for i in known], iou_threshold=options.nms_iou)]
+    objects = [_recognized(candidates[i], matches[i], matched=True) for i in kept_known]
+    if options.include_unknown:
+        # Unmatched detector boxes are still products on the shelf; the whole image alone is not an object.
+        unknown = [i for i in range(len(candidates))
+                   if i not in known and candidates[i].source is ObjectSource.detector]
+        kept_unknown = suppress([candidates[i].box for i in unknown], [candidates[i].score for i in unknown],
+                                iou_threshold=options.nms_iou, kept=[objects_box.box for objects_box in objects])
+        objects += [_recognized(candidates[unknown[i]], matches[unknown[i]], matched=False) for i in kept_unknown]
+    return objects[: options.max_objects]
+
+
+def _recognized(candidate: Candidate, row: list[GalleryMatch], *, matched: bool) -> RecognizedObject:
+    return RecognizedObject(box=candidate.box, source=candidate.source, detection_score=candidate.score,
+                            match=row[0] if matched else None, candidates=row)
+
+
+def _first(*values: float | int | None) -> float:
+    return next(float(value) for value in values if value is not None)
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)

@@ -1,0 +1,150 @@
+"""Paddle Inference: the only module of the project that imports ``paddle.inference``.
+
+A :class:`PaddleModel` owns one predictor. Predictors are not thread-safe, so every worker thread
+gets its own through :meth:`PaddleModel.clone`, which shares the weights and the optimised program.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import paddle.inference as paddle_inference
+from numpy.typing import NDArray
+
+from service.config import Device, Precision, RuntimeSettings
+from service.errors import ModelError
+from service.inference.manifest import MODEL_STEMS
+
+logger = logging.getLogger(__name__)
+
+# Paddle 3.3.1's oneDNN placement pass converts every attribute of the ops it moves to oneDNN and
+# aborts on attribute kinds it does not know (``ConvertPirAttribute2RuntimeAttribute``), which PicoDet's
+# in-graph NMS carries. Without this pass the oneDNN kernels still run (conv, pool, activations are
+# placed by the other oneDNN passes); only the whole-program placement is skipped.
+ONEDNN_INCOMPATIBLE_PASSES = ("onednn_placement_pass",)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    program: Path
+    params: Path
+
+    @property
+    def legacy(self) -> bool:
+        """PaddlePaddle 2.x ``.pdmodel`` program (the format of the released PP-ShiTuV2 tars)."""
+        return self.program.suffix == ".pdmodel"
+
+
+def find_model_files(model_dir: Path) -> ModelFiles:
+    """``inference.json`` (3.x PIR) or ``inference.pdmodel`` (2.x), stem ``inference`` or ``model``."""
+    for stem in MODEL_STEMS:
+        params = model_dir / f"{stem}.pdiparams"
+        for suffix in (".json", ".pdmodel"):
+            program = model_dir / f"{stem}{suffix}"
+            if program.is_file() and params.is_file():
+                return ModelFiles(program=program, params=params)
+    raise ModelError(
+        f"no Paddle inference model in {model_dir}: expected inference.json|pdmodel + inference.pdiparams "
+        "(or the stem 'model')",
+        model_dir=str(model_dir),
+    )
+
+
+class PaddleModel:
+    """One Paddle Inference predictor: feed inputs by name, read outputs by position."""
+
+    def __init__(self, predictor: paddle_inference.Predictor, files: ModelFiles) -> None:
+        self._predictor = predictor
+        self.files = files
+        self.input_names: tuple[str, ...] = tuple(predictor.get_input_names())
+        self._output_names: tuple[str, ...] = tuple(predictor.get_output_names())
+
+    @classmethod
+    def load(cls, model_dir: Path, settings: RuntimeSettings, *, bf16: bool = False,
+             trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None = None) -> PaddleModel:
+        files = find_model_files(Path(model_dir))
+        config = _make_config(files, settings, bf16=bf16, trt_shapes=trt_shapes)
+        try:
+            predictor = paddle_inference.create_predictor(config)
+        except Exception as error:  # Paddle raises bare RuntimeError/ValueError subclasses with C++ traces
+            raise ModelError(f"Paddle Inference cannot load {files.program}: {error}") from error
+        logger.info("loaded %s (oneDNN %s, bf16 %s)", files.program, config.mkldnn_enabled(), bf16)
+        return cls(predictor, files)
+
+    def clone(self) -> PaddleModel:
+        return PaddleModel(self._predictor.clone(), self.files)
+
+    def run(self, feed: dict[str, NDArray[np.generic]]) -> list[NDArray[np.generic]]:
+        """Run once; ``feed`` may hold more inputs than the model takes (they are ignored)."""
+        missing = [name for name in self.input_names if name not in feed]
+        if missing:
+            raise ModelError(f"{self.files.program} needs inputs {missing}")
+        for name in self.input_names:
+            handle = self._predictor.get_input_handle(name)
+            array = np.ascontiguousarray(feed[name])
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(array)
+        self._predictor.run()
+        return [self._predictor.get_output_handle(name).copy_to_cpu() for name in self._output_names]
+
+
+def _make_config(files: ModelFiles, settings: RuntimeSettings, *, bf16: bool,
+                 trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None) -> paddle_inference.Config:
+    config = paddle_inference.Config(str(files.program), str(files.params))
+    config.disable_glog_info()
+    config.switch_ir_optim(True)
+    # enable_memory_optim() is left off on purpose: in Paddle 3.3.1 it makes create_predictor fail.
+    if settings.device is Device.gpu:
+        config.enable_use_gpu(settings.gpu_memory_mb, settings.gpu_id)
+        if settings.tensorrt:
+            _enable_tensorrt(config, settings, trt_shapes)
+        return config
+    config.disable_gpu()
+    config.set_cpu_math_library_num_threads(settings.cpu_threads)
+    if settings.onednn:
+        config.enable_mkldnn()
+        config.set_mkldnn_cache_capacity(10)
+        if bf16 and settings.onednn_bf16:
+            config.enable_mkldnn_bfloat16()
+        for name in ONEDNN_INCOMPATIBLE_PASSES:
+            config.delete_pass(name)
+    else:
+        config.disable_mkldnn()
+    return config
+
+
+def _enable_tensorrt(config: paddle_inference.Config, settings: RuntimeSettings,
+                     trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None) -> None:
+    precision = (
+        paddle_inference.PrecisionType.Half
+        if settings.tensorrt_precision is Precision.fp16
+        else paddle_inference.PrecisionType.Float32
+    )
+    config.enable_tensorrt_engine(
+        workspace_size=settings.tensorrt_workspace_mb << 20,
+        max_batch_size=settings.tensorrt_max_batch,
+        min_subgraph_size=3,
+        precision_mode=precision,
+        use_static=settings.tensorrt_cache_dir is not None,
+        use_calib_mode=False,
+    )
+    if settings.tensorrt_cache_dir is not None:
+        settings.tensorrt_cache_dir.mkdir(parents=True, exist_ok=True)
+        config.set_optim_cache_dir(str(settings.tensorrt_cache_dir))
+    if trt_shapes:
+        minimum = {name: shapes[0] for name, shapes in trt_shapes.items()}
+        maximum = {name: shapes[1] for name, shapes in trt_shapes.items()}
+        optimum = {name: shapes[2] for name, shapes in trt_shapes.items()}
+        config.set_trt_dynamic_shape_info(minimum, maximum, optimum)
+
+
+def onednn_bf16_supported() -> bool:
+    """bf16 oneDNN kernels pay off only with AMX or AVX512-BF16 (about 3x for the embedder here)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -1,0 +1,76 @@
+"""Everything the running service owns, built by the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from service.config import Settings
+from service.errors import Overloaded, RequestTimeout
+from service.gallery import Gallery
+from service.inference.models import WorkerPool, load_recognizer
+from service.inference.pipeline import RecognizeOptions, Recognizer
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    recognizer: Recognizer
+    pool: WorkerPool
+    gallery: Gallery
+    defaults: RecognizeOptions
+    limiter: asyncio.Semaphore
+
+    @property
+    def model_ids(self) -> tuple[str, str | None]:
+        detector = self.recognizer.detector
+        return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
+
+    def options(self, **overrides: object) -> RecognizeOptions:
+        return replace(self.defaults, **{name: value for name, value in overrides.items() if value is not None})
+
+    @asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """Overload is a 429 at once, not a growing queue of requests that will time out anyway."""
+        if self.limiter.locked():
+            raise Overloaded(
+                f"more than {self.settings.limits.max_concurrent_requests} requests in flight; retry shortly",
+                retry_after_s=1,
+            )
+        async with self.limiter:
+            yield
+
+    async def infer(self, work: Callable[[Recognizer], T]) -> T:
+        try:
+            return await asyncio.wait_for(self.pool.run(work), timeout=self.settings.limits.request_timeout_s)
+        except asyncio.TimeoutError as error:
+            raise RequestTimeout(f"inference took longer than {self.settings.limits.request_timeout_s} s") from error
+
+
+def open_state(settings: Settings) -> ServiceState:
+    """Load models and gallery (blocking: call it from a thread)."""
+    recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
+    embedder = recognizer.embedder
+    gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    pool = WorkerPool(recognizer, settings.limits.inference_workers, warmup=settings.runtime.warmup)
+    pool.prepare(settings.limits.inference_workers)
+    return ServiceState(
+        settings=settings,
+        recognizer=recognizer,
+        pool=pool,
+        gallery=gallery,
+        defaults=recognizer.default_options(settings.pipeline),
+        limiter=asyncio.Semaphore(settings.limits.max_concurrent_requests),
+    )
+
+
+def close_state(state: ServiceState) -> None:
+    state.pool.close()
+    state.gallery.close()
