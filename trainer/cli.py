@@ -5,11 +5,75 @@ Each command imports paddle (and its own module) only when it runs, so ``shitu -
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 export_app = typer.Typer(help="Export networks to Paddle Inference model directories the service loads.")
 train_app = typer.Typer(help="Train the recognition model or the main-body detector.")
 data_app = typer.Typer(help="Generate datasets.")
+
+
+@export_app.command("det")
+def export_det(
+    weights: Path | None = typer.Option(None, help="PicoDet .pdparams (PaddleDetection or ours); none: untrained"),
+    out: Path = typer.Option(..., help="model directory to write"),
+    arch: str = typer.Option("picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35"),
+    input_size: int = typer.Option(640, help="square input side, a multiple of 32"),
+    labels: str = typer.Option("foreground", help="comma-separated class names, in class-id order"),
+    name: str = typer.Option("picodet_lcnet_mainbody", help="model name written to manifest.json"),
+    version: str = typer.Option("1", help="model version written to manifest.json"),
+) -> None:
+    """Export the PicoDet main-body detector (NMS inside) for the service."""
+    from trainer.export_detection import export_detector
+    from trainer.models.picodet import build_picodet_architecture, load_picodet_checkpoint
+
+    label_list = [label.strip() for label in labels.split(",") if label.strip()]
+    model = build_picodet_architecture(arch, num_classes=len(label_list))
+    if weights is not None:
+        from trainer.checkpoint import CheckpointMismatch
+
+        try:
+            load_picodet_checkpoint(model, weights)
+        except (CheckpointMismatch, FileNotFoundError) as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(1) from error
+    provenance = {"weights": str(weights) if weights else "untrained", "architecture": arch}
+    options = {"name": name, "version": version, "input_size": input_size, "labels": label_list}
+    manifest = export_detector(model, out, **options, provenance=provenance, architecture=arch)
+    typer.echo(f"exported {manifest.model_id} ({arch}, {input_size}x{input_size}) to {out}")
+
+
+@export_app.command("rec")
+def export_rec(
+    arch: str = typer.Option(..., "--arch", help="pplcnetv2_base (PP-ShiTuV2) or efficientnet_lite0"),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        exists=True,
+        dir_okay=False,
+        help="a .pdparams checkpoint; without it efficientnet_lite0 exports its packaged ImageNet weights",
+    ),
+    out: Path = typer.Option(..., "--out", help="model directory to write (inference.json, .pdiparams, manifest)"),
+    name: str | None = typer.Option(None, help="model name in the manifest (default: the output directory's name)"),
+    version: str = typer.Option("1", help="model version in the manifest"),
+    match_threshold: float = typer.Option(0.5, help="cosine score a match needs, stored in the manifest"),
+) -> None:
+    """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
+    from trainer.export_recognition import export_imagenet_embedder, export_recognition_checkpoint
+    from trainer.models import ARCHITECTURES
+
+    if arch not in ARCHITECTURES:
+        raise typer.BadParameter(f"choose one of {', '.join(ARCHITECTURES)}", param_hint="--arch")
+    if weights is None:
+        if arch != "efficientnet_lite0":
+            raise typer.BadParameter(f"{arch} needs --weights (a .pdparams checkpoint)", param_hint="--weights")
+        manifest = export_imagenet_embedder(out)
+    else:
+        manifest = export_recognition_checkpoint(
+            arch, weights, out, name=name or out.resolve().name, version=version, match_threshold=match_threshold
+        )
+    typer.echo(f"exported {manifest.model_id} ({manifest.architecture}, {manifest.embedding_dim}-d) to {out}")
 
 
 def register(app: typer.Typer) -> None:
