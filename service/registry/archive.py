@@ -63,10 +63,11 @@ def _tar_members(archive: tarfile.TarFile) -> list[_Member]:
 def _zip_members(archive: zipfile.ZipFile) -> list[_Member]:
     members = []
     for info in archive.infolist():
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
+        # Unix zips keep st_mode in the high bits; many writers set permissions without a file type
+        file_type = stat.S_IFMT(info.external_attr >> 16)
+        if file_type == stat.S_IFLNK:
             raise UnsafeArchiveError(f"archive member {info.filename!r} is a link; links are refused")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise UnsafeArchiveError(f"archive member {info.filename!r} is not a regular file or directory")
         members.append(_Member(info.filename, info.is_dir(), info.file_size, partial(archive.open, info)))
     return members

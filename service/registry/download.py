@@ -16,7 +16,6 @@ import httpx
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (bytes on disk, total bytes or None) as the download advances."""
 
-_CHUNK = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
 
 
@@ -51,7 +50,8 @@ def _stream_into(
 ) -> None:
     done = offset
     with part.open("ab" if offset else "wb") as output:
-        for chunk in response.iter_bytes(_CHUNK):
+        # chunks as they arrive: a fixed chunk size buffers bytes that an interruption would lose
+        for chunk in response.iter_bytes():
             output.write(chunk)
             done += len(chunk)
             if on_progress is not None:
