@@ -60,6 +60,7 @@ def export_rec(
     match_threshold: float = typer.Option(0.5, help="cosine score a match needs, stored in the manifest"),
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
+    from trainer.checkpoint import CheckpointMismatch
     from trainer.export_recognition import export_imagenet_embedder, export_recognition_checkpoint
     from trainer.models import ARCHITECTURES
 
@@ -68,11 +69,16 @@ def export_rec(
     if weights is None:
         if arch != "efficientnet_lite0":
             raise typer.BadParameter(f"{arch} needs --weights (a .pdparams checkpoint)", param_hint="--weights")
-        manifest = export_imagenet_embedder(out)
+        named = {"name": name} if name else {}
+        manifest = export_imagenet_embedder(out, version=version, match_threshold=match_threshold, **named)
     else:
-        manifest = export_recognition_checkpoint(
-            arch, weights, out, name=name or out.resolve().name, version=version, match_threshold=match_threshold
-        )
+        try:
+            manifest = export_recognition_checkpoint(
+                arch, weights, out, name=name or out.resolve().name, version=version, match_threshold=match_threshold
+            )
+        except CheckpointMismatch as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
     typer.echo(f"exported {manifest.model_id} ({manifest.architecture}, {manifest.embedding_dim}-d) to {out}")
 
 

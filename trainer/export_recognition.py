@@ -8,6 +8,7 @@ model) and our ``manifest.json``.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from paddle import nn
 from paddle.static import InputSpec
 
 from service.inference.manifest import EmbedderDefaults, ModelKind, ModelManifest
+from trainer.checkpoint import load_checked, read_pdparams
 from trainer.models.efficientnet_lite import imagenet_weights_path
-from trainer.models.recognition import RecognitionModel, build_recognition_model
+from trainer.models.recognition import EMBEDDING_DIM, HEAD_PREFIX, RecognitionModel, build_recognition_model
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,13 @@ def export_recognition(
     return manifest
 
 
-def export_imagenet_embedder(out_dir: Path) -> ModelManifest:
+def export_imagenet_embedder(
+    out_dir: Path,
+    *,
+    name: str = IMAGENET_EMBEDDER_NAME,
+    version: str = IMAGENET_EMBEDDER_VERSION,
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD,
+) -> ModelManifest:
     """EfficientNet-Lite0 with its packaged ImageNet weights and an untrained (identity-like) BNNeck, exported.
 
     The offline default embedder until a trained one exists: no network access, a few seconds.
@@ -96,5 +104,39 @@ def export_imagenet_embedder(out_dir: Path) -> ModelManifest:
         "training": "none",
     }
     return export_recognition(
-        model, out_dir, name=IMAGENET_EMBEDDER_NAME, version=IMAGENET_EMBEDDER_VERSION, provenance=provenance
+        model, out_dir, name=name, version=version, provenance=provenance, match_threshold=match_threshold
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_recognition_checkpoint(
+    arch: str,
+    weights: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD,
+) -> ModelManifest:
+    """A ``.pdparams`` checkpoint (PaddleClas GeneralRecognitionV2, or the trainer's own) → inference directory.
+
+    The classifier head is not exported, so ``head.*`` entries are ignored whatever their class count;
+    every other entry must match the architecture by name and shape.
+    """
+    weights = Path(weights)
+    state = read_pdparams(weights)
+    neck_scale = state.get("neck.feat_bn.weight")
+    embedding_dim = int(neck_scale.shape[0]) if neck_scale is not None else EMBEDDING_DIM
+    model = build_recognition_model(arch, embedding_dim=embedding_dim)
+    load_checked(model, state, skip_prefixes=(HEAD_PREFIX,), source=str(weights))
+    provenance = {"checkpoint": weights.name, "checkpoint_sha256": _sha256(weights)}
+    return export_recognition(
+        model, out_dir, name=name, version=version, provenance=provenance, match_threshold=match_threshold
     )
