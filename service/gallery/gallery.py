@@ -19,20 +19,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.config import GallerySettings, IndexKind
+from service.config import GallerySettings
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
 from service.gallery.files import ImageFiles, file_name_for, sha256_hex
-from service.gallery.index import IndexParameters, VectorIndex
-from service.gallery.opening import GalleryLock, build_search_index, check_embedding_space
+from service.gallery.opening import GalleryLock, open_parts
+from service.gallery.rebuild import IndexRebuilder
 from service.gallery.search import SearchIndex
 from service.gallery.store import GalleryStore
 from service.gallery.types import Box, Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
+from service.gallery.validation import NewImage
 
 logger = logging.getLogger(__name__)
 
-DATABASE_FILE = "gallery.db"
-IMAGES_DIRECTORY = "images"
 MAX_PAGE_SIZE = 1000
 
 
@@ -62,41 +61,14 @@ class Gallery:
         self._search = search_index
         self._lock = lock
         self._write_lock = threading.Lock()
-        self._rebuild_thread: threading.Thread | None = None
+        self._rebuilder = IndexRebuilder(settings, store, search_index, self._write_lock)
         self._closed = False
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> Gallery:
         """Creates the directory and database if missing, rebuilds the index from the store and verifies it."""
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise GalleryError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
-        if not isinstance(model_id, str) or not model_id:
-            raise GalleryError("model_id must be a non-empty string")
-        settings.path.mkdir(parents=True, exist_ok=True)
-        lock = GalleryLock.acquire(settings.path)
-        try:
-            store = GalleryStore(settings.path / DATABASE_FILE)
-        except sqlite3.DatabaseError as error:
-            lock.release()
-            raise GalleryError(f"cannot open the gallery database in {settings.path}: {error}") from error
-        try:
-            check_embedding_space(store, settings.path, embedding_dim, model_id)
-            files = ImageFiles(settings.path / IMAGES_DIRECTORY)
-            files.sweep(store.file_names())
-            parameters = IndexParameters.from_settings(settings, embedding_dim)
-            gallery = cls(
-                settings,
-                store,
-                files,
-                build_search_index(store, parameters),
-                lock,
-                embedding_dim=embedding_dim,
-                model_id=model_id,
-            )
-        except BaseException:
-            store.close()
-            lock.release()
-            raise
+        store, files, search_index, lock = open_parts(settings, embedding_dim, model_id)
+        gallery = cls(settings, store, files, search_index, lock, embedding_dim=embedding_dim, model_id=model_id)
         if not gallery.check():
             gallery.close()
             raise GalleryError(f"the rebuilt index does not match the store in {settings.path}")
@@ -123,75 +95,84 @@ class Gallery:
         the same item return the stored image with ``created_image=False``; ``metadata``, when given,
         replaces the item's metadata.
         """
-        label = validation.check_label(label)
-        item_id = validation.check_item_id(item_id) if item_id is not None else None
-        metadata_text = validation.encode_metadata(metadata) if metadata is not None else None
-        box = validation.check_box(box)
-        media_type = validation.check_media_type(media_type)
-        image_bytes = validation.check_image_bytes(image_bytes)
-        vector = validation.check_embedding(embedding, self.embedding_dim)
-        sha256 = sha256_hex(image_bytes)
-        file_name = file_name_for(sha256, media_type)
+        request = validation.check_new_image(
+            label=label,
+            embedding=embedding,
+            image_bytes=image_bytes,
+            media_type=media_type,
+            item_id=item_id,
+            metadata=metadata,
+            box=box,
+            dim=self.embedding_dim,
+        )
         with self._write_lock:
             self._ensure_open()
-            writer = self._store.writer
-            existing = self._store.get_item(item_id, writer) if item_id is not None else None
-            if existing is not None and existing.label != label:
-                raise LabelConflict(
-                    f"item {item_id} has label {existing.label!r}, not {label!r}",
-                    item_id=item_id,
-                    label=existing.label,
-                    requested_label=label,
-                )
-            item_id = item_id or new_id()
-            image = self._store.find_image(writer, item_id, sha256) if existing is not None else None
-            metadata_changed = metadata_text is not None and (
-                existing is None or json.loads(metadata_text) != existing.metadata
-            )
-            if image is not None and not metadata_changed:
-                return Enrolment(existing, image, created_item=False, created_image=False)  # type: ignore[arg-type]
-            wrote_file = image is None and self._files.write(file_name, image_bytes)
-            image_id = new_id()
-            now = time.time()
-            try:
-                with self._store.write() as connection:
-                    if existing is None:
-                        self._store.insert_item(connection, item_id, label, metadata_text or "{}", now)
-                    elif metadata_changed:
-                        self._store.update_item(connection, item_id, {"metadata": metadata_text}, now)
-                    row_id = None
-                    if image is None:
-                        row_id = self._store.insert_image(
-                            connection,
-                            image_id=image_id,
-                            item_id=item_id,
-                            sha256=sha256,
-                            file_name=file_name,
-                            media_type=media_type,
-                            box=box,
-                            model_id=self.model_id,
-                            embedding=vector,
-                            now=now,
-                        )
-            except BaseException:
-                if wrote_file and not self._store.file_in_use(writer, file_name):
-                    self._files.remove(file_name)
-                raise
-            if row_id is not None:
-                image = self._index_new_image(row_id, image_id, item_id, label, vector, created_item=existing is None)
-            item = self._store.get_item(item_id, writer)
-        return Enrolment(item, image, created_item=existing is None, created_image=row_id is not None)  # type: ignore[arg-type]
+            return self._enrol(request)
 
-    def _index_new_image(
-        self, row_id: int, image_id: str, item_id: str, label: str, vector: NDArray[np.float32], *, created_item: bool
+    def _enrol(self, request: NewImage) -> Enrolment:
+        writer = self._store.writer
+        existing = self._store.get_item(request.item_id, writer) if request.item_id is not None else None
+        if existing is not None and existing.label != request.label:
+            raise LabelConflict(
+                f"item {request.item_id} has label {existing.label!r}, not {request.label!r}",
+                item_id=request.item_id,
+                label=existing.label,
+                requested_label=request.label,
+            )
+        item_id = request.item_id or new_id()
+        sha256 = sha256_hex(request.data)
+        image = self._store.find_image(writer, item_id, sha256) if existing is not None else None
+        metadata_changed = request.metadata_text is not None and (
+            existing is None or json.loads(request.metadata_text) != existing.metadata
+        )
+        if existing is not None and image is not None and not metadata_changed:
+            return Enrolment(existing, image, created_item=False, created_image=False)
+        created_image = image is None
+        if image is None:
+            image = self._commit_new_image(request, item_id, sha256, existing, metadata_changed)
+        else:  # the same bytes again, with new metadata
+            with self._store.write() as connection:
+                self._store.update_item(connection, item_id, {"metadata": request.metadata_text}, time.time())
+        item = self._require_item(item_id, writer)
+        return Enrolment(item, image, created_item=existing is None, created_image=created_image)
+
+    def _commit_new_image(
+        self, request: NewImage, item_id: str, sha256: str, existing: GalleryItem | None, metadata_changed: bool
     ) -> GalleryImage:
+        """Writes the file, then item and image rows in one transaction, then the index entry."""
+        file_name = file_name_for(sha256, request.media_type)
+        wrote_file = self._files.write(file_name, request.data)
+        image_id = new_id()
+        now = time.time()
         try:
-            self._search.add(row_id, image_id, item_id, label, vector)
+            with self._store.write() as connection:
+                if existing is None:
+                    self._store.insert_item(connection, item_id, request.label, request.metadata_text or "{}", now)
+                elif metadata_changed:
+                    self._store.update_item(connection, item_id, {"metadata": request.metadata_text}, now)
+                row_id = self._store.insert_image(
+                    connection,
+                    image_id=image_id,
+                    item_id=item_id,
+                    sha256=sha256,
+                    file_name=file_name,
+                    media_type=request.media_type,
+                    box=request.box,
+                    model_id=self.model_id,
+                    embedding=request.vector,
+                    now=now,
+                )
+        except BaseException:
+            if wrote_file and not self._store.file_in_use(self._store.writer, file_name):
+                self._files.remove(file_name)
+            raise
+        try:
+            self._search.add(row_id, image_id, item_id, request.label, request.vector)
         except Exception as error:
-            # Undo the committed row so that the store never holds an image the index lacks.
+            # Undo the committed rows so that the store never holds an image the index lacks.
             with self._store.write() as connection:
                 self._store.delete_image(connection, image_id)
-                if created_item:
+                if existing is None:
                     self._store.delete_item(connection, item_id)
             raise GalleryError(f"could not add the image to the index: {error}") from error
         return self._store.get_image(image_id, self._store.writer)  # type: ignore[return-value]
@@ -226,7 +207,7 @@ class Gallery:
                 removed = self._store.delete_item(connection, item_id)
             self._search.remove((row["row_id"] for row in removed), dropped_item=item_id)
             self._forget_files({row["file_name"] for row in removed})
-            self._maybe_rebuild()
+            self._rebuilder.maybe_start()
             return len(removed)
 
     def delete_image(self, image_id: str) -> GalleryImage:
@@ -243,7 +224,7 @@ class Gallery:
                 self._store.update_item(connection, row["item_id"], {}, time.time())
             self._search.remove([row["row_id"]])
             self._forget_files({row["file_name"]})
-            self._maybe_rebuild()
+            self._rebuilder.maybe_start()
             return image
 
     def _forget_files(self, file_names: set[str]) -> None:
@@ -301,7 +282,6 @@ class Gallery:
         self._ensure_open()
         items, images = self._store.counts()
         index = self._search.index
-        rebuilding = self._rebuild_thread is not None and self._rebuild_thread.is_alive()
         return GalleryStats(
             items=items,
             images=images,
@@ -310,7 +290,7 @@ class Gallery:
             masked_deletions=index.masked,
             embedding_dim=self.embedding_dim,
             model_id=self.model_id,
-            rebuilding=rebuilding,
+            rebuilding=self._rebuilder.running,
         )
 
     def check(self) -> bool:
@@ -320,20 +300,15 @@ class Gallery:
             stored = np.sort(self._store.row_ids(self._store.writer))
             indexed = np.sort(self._search.live_ids())
             mapped = self._search.row_ids()
-        index = self._search.index
-        return (
-            np.array_equal(stored, indexed)
-            and mapped == set(stored.tolist())
-            and index.size - index.masked == len(stored)
-        )
+            live_vectors = self._search.index.size - self._search.index.masked
+        return np.array_equal(stored, indexed) and mapped == set(stored.tolist()) and live_vectors == len(stored)
 
     def close(self) -> None:
         with self._write_lock:
             if self._closed:
                 return
             self._closed = True
-        if self._rebuild_thread is not None:
-            self._rebuild_thread.join()
+        self._rebuilder.stop()
         self._store.close()
         self._lock.release()
 
@@ -354,32 +329,3 @@ class Gallery:
         if item is None:
             raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
         return item
-
-    def _maybe_rebuild(self) -> None:
-        """Starts a background HNSW rebuild once too much of the graph is masked (caller holds the write lock)."""
-        index = self._search.index
-        if self.settings.index is not IndexKind.hnsw or index.masked_fraction <= self.settings.rebuild_deleted_fraction:
-            return
-        if self._rebuild_thread is not None and self._rebuild_thread.is_alive():
-            return
-        self._rebuild_thread = threading.Thread(target=self._rebuild, name="gallery-rebuild", daemon=True)
-        self._rebuild_thread.start()
-
-    def _rebuild(self) -> None:
-        try:
-            with self._store.private_reader() as connection:
-                ids, vectors, _ = self._store.index_rows(self.embedding_dim, connection)
-            index = VectorIndex.build(self._search.index.parameters, ids, vectors)
-            with self._write_lock:
-                if self._closed:
-                    return
-                # Writes that landed while the graph was built: add new rows, mask the deleted ones.
-                writer = self._store.writer
-                current = self._store.row_ids(writer)
-                added = np.setdiff1d(current, ids)
-                index.add(added, self._store.vectors_for(writer, added.tolist(), self.embedding_dim))
-                index.remove(np.setdiff1d(ids, current).tolist())
-                self._search.replace_index(index)
-            logger.info("rebuilt the HNSW index: %d vectors, %d masked", index.size, index.masked)
-        except Exception:
-            logger.exception("the HNSW rebuild failed; deletions stay masked until the next one")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.config import GallerySettings
 from service.errors import GalleryError
+from service.gallery.files import ImageFiles
 from service.gallery.index import IndexParameters, VectorIndex
 from service.gallery.search import SearchIndex
 from service.gallery.store import GalleryStore
 
 LOCK_FILE = "gallery.lock"
+DATABASE_FILE = "gallery.db"
+IMAGES_DIRECTORY = "images"
 FLOAT32_BYTES = 4
 
 
@@ -68,3 +73,30 @@ def build_search_index(store: GalleryStore, parameters: IndexParameters) -> Sear
     index = VectorIndex.build(parameters, ids, vectors)
     rows = dict(zip(ids.tolist(), references, strict=True))
     return SearchIndex(index, rows, store.labels())
+
+
+def open_parts(
+    settings: GallerySettings, embedding_dim: int, model_id: str
+) -> tuple[GalleryStore, ImageFiles, SearchIndex, GalleryLock]:
+    """Locks the directory, opens (or creates) the store, sweeps crash leftovers and rebuilds the index."""
+    if not isinstance(embedding_dim, int) or embedding_dim < 1:
+        raise GalleryError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
+    if not isinstance(model_id, str) or not model_id:
+        raise GalleryError("model_id must be a non-empty string")
+    settings.path.mkdir(parents=True, exist_ok=True)
+    lock = GalleryLock.acquire(settings.path)
+    try:
+        store = GalleryStore(settings.path / DATABASE_FILE)
+    except sqlite3.DatabaseError as error:
+        lock.release()
+        raise GalleryError(f"cannot open the gallery database in {settings.path}: {error}") from error
+    try:
+        check_embedding_space(store, settings.path, embedding_dim, model_id)
+        files = ImageFiles(settings.path / IMAGES_DIRECTORY)
+        files.sweep(store.file_names())
+        search_index = build_search_index(store, IndexParameters.from_settings(settings, embedding_dim))
+    except BaseException:
+        store.close()
+        lock.release()
+        raise
+    return store, files, search_index, lock

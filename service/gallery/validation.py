@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -22,6 +23,41 @@ ITEM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MEDIA_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 # Tabs and line breaks cannot be written to a PaddleClas list file, so they never enter the gallery.
 FORBIDDEN_LABEL_CHARS = re.compile(r"[\t\r\n\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """A checked ``add_image`` request."""
+
+    label: str
+    item_id: str | None
+    metadata_text: str | None
+    box: Box | None
+    media_type: str
+    data: bytes
+    vector: NDArray[np.float32]
+
+
+def check_new_image(
+    *,
+    label: Any,
+    embedding: Any,
+    image_bytes: Any,
+    media_type: Any,
+    item_id: Any,
+    metadata: Any,
+    box: Any,
+    dim: int,
+) -> NewImage:
+    return NewImage(
+        label=check_label(label),
+        item_id=check_item_id(item_id) if item_id is not None else None,
+        metadata_text=encode_metadata(metadata) if metadata is not None else None,
+        box=check_box(box),
+        media_type=check_media_type(media_type),
+        data=check_image_bytes(image_bytes),
+        vector=check_embedding(embedding, dim),
+    )
 
 
 def check_label(label: Any) -> str:

@@ -8,7 +8,6 @@ import pytest
 
 from service.config import GallerySettings
 from service.gallery import Gallery
-from service.gallery import gallery as gallery_module
 from service.gallery.index import VectorIndex
 
 from .conftest import DIM, MODEL_ID, add, unit_vectors
@@ -78,7 +77,7 @@ def test_writes_during_a_rebuild_are_replayed(hnsw_settings: GallerySettings, mo
 
     with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         image_ids: list[str | None] = list(_fill(gallery, vectors[:COUNT]))
-        monkeypatch.setattr(gallery_module.VectorIndex, "build", staticmethod(build_then_wait))
+        monkeypatch.setattr(VectorIndex, "build", staticmethod(build_then_wait))
         for number in range(19):
             gallery.delete_item(f"item-{number}")
             image_ids[number] = None
