@@ -1,0 +1,157 @@
+"""PPLCNetV2_base + BNNeck equals PaddleClas's PP-ShiTuV2 recognition model, parameter for parameter.
+
+Weights are filled by the fixture README's rule, so the expected features come from the original
+PaddleClas code; they are compared in dynamic graph and after export through Paddle Inference,
+loaded the way the service loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+
+from service.config import RuntimeSettings
+from service.inference.embedder import Embedder, l2_normalize
+from service.inference.image import normalize, resize
+from service.inference.manifest import load_manifest
+from service.inference.runtime import PaddleModel
+from trainer.export_recognition import export_recognition
+from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
+
+FIXTURE_CLASSES = 16
+# Deploy form of PPLCNetV2_base_ShiTu + BNNeck (spec 1.5): trainable parameters + BN running statistics.
+DEPLOY_TRAINABLE = 4_558_336
+DEPLOY_STATISTICS = 17_280
+MIN_COSINE = 0.99999
+MAX_NORMALIZED_DIFFERENCE = 1e-5
+
+
+def fixture_weight(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The README's rule: one generator per entry, seeded with [1, crc32(name)]."""
+    rng = np.random.default_rng([1, zlib.crc32(name.encode())])
+    if name.endswith("_variance"):
+        values = rng.uniform(0.5, 1.5, shape)
+    elif name.endswith("_mean"):
+        values = rng.normal(0.0, 0.1, shape)
+    elif len(shape) == 1 and name.endswith(".weight"):
+        values = rng.uniform(0.5, 1.5, shape)
+    elif len(shape) == 1:
+        values = rng.normal(0.0, 0.1, shape)
+    else:
+        fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+        values = rng.normal(0.0, 1.0, shape) * np.sqrt(2.0 / fan_in)
+    return values.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference_shapes(parity_dir: Path) -> dict[str, tuple[int, ...]]:
+    entries = json.loads((parity_dir / "rec_params.json").read_text())["params"]
+    return {entry["name"]: tuple(entry["shape"]) for entry in entries}
+
+
+@pytest.fixture(scope="module")
+def parity_model(reference_shapes: dict[str, tuple[int, ...]]) -> RecognitionModel:
+    model = build_recognition_model("pplcnetv2_base", FIXTURE_CLASSES)
+    state = {name: fixture_weight(name, shape) for name, shape in reference_shapes.items()}
+    load_recognition_checkpoint(model, state)
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def rgb_images(parity_dir: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(parity_dir / f"img{index}.png"))[:, :, ::-1].copy() for index in range(3)]
+
+
+@pytest.fixture(scope="module")
+def expected(parity_dir: Path) -> np.ndarray:
+    return l2_normalize(np.load(parity_dir / "rec_features.npy"))
+
+
+@pytest.fixture(scope="module")
+def exported_dir(parity_model: RecognitionModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("pplcnetv2_export")
+    export_recognition(parity_model, out_dir, name="parity", version="0", provenance={"weights": "fixture rule"})
+    return out_dir
+
+
+def assert_features_match(features: np.ndarray, expected: np.ndarray) -> None:
+    normalized = l2_normalize(features)
+    assert normalized.shape == expected.shape
+    assert (normalized * expected).sum(axis=1).min() > MIN_COSINE
+    assert np.abs(normalized - expected).max() < MAX_NORMALIZED_DIFFERENCE
+
+
+def model_input(model: RecognitionModel, images: list[np.ndarray]) -> paddle.Tensor:
+    preprocess = model.preprocess
+    return paddle.to_tensor(np.stack([normalize(resize(image, preprocess)[0], preprocess) for image in images]))
+
+
+def test_state_dict_names_and_shapes_equal_paddleclas(reference_shapes: dict[str, tuple[int, ...]]) -> None:
+    model = build_recognition_model("pplcnetv2_base", FIXTURE_CLASSES)
+    own = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    assert sorted(set(own) - set(reference_shapes)) == []
+    assert sorted(set(reference_shapes) - set(own)) == []
+    assert own == reference_shapes
+
+
+def test_dynamic_graph_features_match_reference(
+    parity_model: RecognitionModel, rgb_images: list[np.ndarray], expected: np.ndarray
+) -> None:
+    with paddle.no_grad():
+        outputs = parity_model(model_input(parity_model, rgb_images))
+    assert outputs["logits"].shape == [3, FIXTURE_CLASSES]
+    assert_features_match(outputs["features"].numpy(), expected)
+
+
+def test_dropout_before_the_neck_scales_by_0_8_in_eval(parity_model: RecognitionModel) -> None:
+    dropout = parity_model.backbone.dropout
+    ones = paddle.ones([2, 8])
+    assert np.allclose(dropout(ones).numpy(), 0.8)
+
+
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
+def test_exported_model_matches_reference_in_paddle_inference(
+    exported_dir: Path, rgb_images: list[np.ndarray], expected: np.ndarray, onednn: bool
+) -> None:
+    manifest = load_manifest(exported_dir)
+    runtime = PaddleModel.load(exported_dir, RuntimeSettings(cpu_threads=2, onednn=onednn))
+    assert runtime.input_names == ("x",)
+    embedder = Embedder(runtime, manifest)
+    # One call with the whole batch and single images: the batch dimension is dynamic.
+    assert_features_match(embedder.embed(rgb_images), expected)
+    single = np.concatenate([embedder.embed([image]) for image in rgb_images])
+    assert_features_match(single, expected)
+
+
+def test_exported_model_is_the_folded_deploy_form(exported_dir: Path, parity_model: RecognitionModel) -> None:
+    program = paddle.jit.load(str(exported_dir / "inference"))
+    counts = {True: 0, False: 0}
+    for parameter in program.parameters():
+        counts[parameter.stop_gradient] += int(np.prod(parameter.shape))
+    assert counts[False] + counts[True] == DEPLOY_TRAINABLE + DEPLOY_STATISTICS
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    assert manifest["kind"] == "embedder" and manifest["embedding_dim"] == 512
+    assert manifest["architecture"] == "pplcnetv2_base" and manifest["inputs"] == ["x"]
+    assert manifest["embedder"]["match_threshold"] == 0.5
+    assert manifest["preprocess"]["mean"] == [0.485, 0.456, 0.406] and manifest["preprocess"]["size"] == [224, 224]
+    # Export works on a copy: the caller's model still has its separate branches.
+    assert not any(getattr(layer, "is_reparameterized", False) for layer in parity_model.sublayers())
+
+
+def test_reparameterized_branches_give_the_same_features(
+    parity_model: RecognitionModel, rgb_images: list[np.ndarray], expected: np.ndarray
+) -> None:
+    folded = build_recognition_model("pplcnetv2_base", FIXTURE_CLASSES)
+    folded.set_state_dict(parity_model.state_dict())
+    folded.eval()
+    folded.reparameterize()
+    with paddle.no_grad():
+        features = folded.embed(model_input(folded, rgb_images)).numpy()
+    assert_features_match(features, expected)
