@@ -26,7 +26,7 @@ class ServiceState:
     pool: WorkerPool
     gallery: Gallery
     defaults: RecognizeOptions
-    limiter: asyncio.Semaphore
+    in_flight: int = 0
 
     @property
     def model_ids(self) -> tuple[str, str | None]:
@@ -39,13 +39,18 @@ class ServiceState:
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:
         """Overload is a 429 at once, not a growing queue of requests that will time out anyway."""
-        if self.limiter.locked():
+        # Only the event loop thread touches the counter, so no lock is needed.
+        if self.in_flight >= self.settings.limits.max_concurrent_requests:
             raise Overloaded(
-                f"more than {self.settings.limits.max_concurrent_requests} requests in flight; retry shortly",
+                f"{self.in_flight} requests in flight, the limit is {self.settings.limits.max_concurrent_requests}; "
+                "retry shortly",
                 retry_after_s=1,
             )
-        async with self.limiter:
+        self.in_flight += 1
+        try:
             yield
+        finally:
+            self.in_flight -= 1
 
     async def infer(self, work: Callable[[Recognizer], T]) -> T:
         try:
@@ -67,7 +72,6 @@ def open_state(settings: Settings) -> ServiceState:
         pool=pool,
         gallery=gallery,
         defaults=recognizer.default_options(settings.pipeline),
-        limiter=asyncio.Semaphore(settings.limits.max_concurrent_requests),
     )
 
 

@@ -14,3 +14,38 @@ def parity_dir() -> Path:
     if not PARITY.is_dir():
         pytest.fail(f"parity fixtures not found at {PARITY} (../shared beside the repo)")
     return PARITY
+
+
+def _export_test_detector(out_dir: Path) -> None:
+    """A small PicoDet-LCNet whose head is set to fire on the stride-64 level: untrained, but a real exported
+    network whose boxes are deterministic, so the detector path of the service runs end to end."""
+    import paddle
+
+    from trainer.export_detection import export_detector
+    from trainer.models.picodet import build_picodet
+
+    paddle.seed(7)
+    model = build_picodet(scale=0.35)
+    state = model.state_dict()
+    for level in range(4):
+        weight, bias = state[f"head.head_cls{level}.weight"], state[f"head.head_cls{level}.bias"]
+        weight_values, bias_values = weight.numpy(), bias.numpy()
+        weight_values[:] = 0.0
+        bias_values[:] = 0.0
+        bias_values[0] = 4.0 if level == 3 else -10.0
+        weight.set_value(weight_values)
+        bias.set_value(bias_values)
+    export_detector(model, out_dir, name="test-detector", version="1", input_size=320,
+                    provenance={"purpose": "tests: untrained, head biased to fire on the stride-64 level"})
+
+
+@pytest.fixture(scope="session")
+def model_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``embedder/default`` (EfficientNet-Lite0, real ImageNet weights + BNNeck) and ``detector/default``
+    (see above), both exported by the trainer and loaded by the service unchanged."""
+    from trainer.export_recognition import export_imagenet_embedder
+
+    store = tmp_path_factory.mktemp("model_store")
+    export_imagenet_embedder(store / "embedder" / "default")
+    _export_test_detector(store / "detector" / "default")
+    return store

@@ -18,7 +18,9 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 def error_response(status: int, code: str, message: str, details: dict[str, object] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return JSONResponse(status_code=status, content=body)
+    retry_after = (details or {}).get("retry_after_s")
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def register_error_handlers(app: FastAPI) -> None:

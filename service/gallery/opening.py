@@ -75,6 +75,16 @@ def build_search_index(store: GalleryStore, parameters: IndexParameters) -> Sear
     return SearchIndex(index, rows, store.labels())
 
 
+def open_store(directory: Path) -> tuple[GalleryStore, GalleryLock]:
+    """Takes the directory lock and opens (or creates) the database."""
+    lock = GalleryLock.acquire(directory)
+    try:
+        return GalleryStore(directory / DATABASE_FILE), lock
+    except sqlite3.DatabaseError as error:
+        lock.release()
+        raise GalleryError(f"cannot open the gallery database in {directory}: {error}") from error
+
+
 def open_parts(
     settings: GallerySettings, embedding_dim: int, model_id: str
 ) -> tuple[GalleryStore, ImageFiles, SearchIndex, GalleryLock]:
@@ -84,12 +94,7 @@ def open_parts(
     if not isinstance(model_id, str) or not model_id:
         raise GalleryError("model_id must be a non-empty string")
     settings.path.mkdir(parents=True, exist_ok=True)
-    lock = GalleryLock.acquire(settings.path)
-    try:
-        store = GalleryStore(settings.path / DATABASE_FILE)
-    except sqlite3.DatabaseError as error:
-        lock.release()
-        raise GalleryError(f"cannot open the gallery database in {settings.path}: {error}") from error
+    store, lock = open_store(settings.path)
     try:
         check_embedding_space(store, settings.path, embedding_dim, model_id)
         files = ImageFiles(settings.path / IMAGES_DIRECTORY)

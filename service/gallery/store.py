@@ -240,6 +240,12 @@ class GalleryStore:
         ]
         return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(row_ids), dim)
 
+    def rows_to_reembed(self, model_id: str, dim: int) -> list[sqlite3.Row]:
+        return self._writer.execute(
+            "SELECT row_id, file_name, box FROM images WHERE model_id != ? OR length(embedding) != ? ORDER BY row_id",
+            (model_id, dim * 4),
+        ).fetchall()
+
     def labels(self) -> dict[str, str]:
         return {row[0]: row[1] for row in self._reader().execute("SELECT item_id, label FROM items")}
 
@@ -286,6 +292,15 @@ class GalleryStore:
             ),
         )
         return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    @staticmethod
+    def replace_embeddings(
+        connection: sqlite3.Connection, row_ids: list[int], vectors: list[NDArray[np.float32]], model_id: str
+    ) -> None:
+        connection.executemany(
+            "UPDATE images SET embedding = ?, model_id = ? WHERE row_id = ?",
+            [(vector.tobytes(), model_id, row_id) for row_id, vector in zip(row_ids, vectors, strict=True)],
+        )
 
     @staticmethod
     def delete_image(connection: sqlite3.Connection, image_id: str) -> None:

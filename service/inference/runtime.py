@@ -109,8 +109,9 @@ def _make_config(files: ModelFiles, settings: RuntimeSettings, *, bf16: bool,
         config.set_mkldnn_cache_capacity(10)
         if bf16 and settings.onednn_bf16:
             config.enable_mkldnn_bfloat16()
-        for name in ONEDNN_INCOMPATIBLE_PASSES:
-            config.delete_pass(name)
+        if not files.legacy:  # the 2.x pass pipeline needs its placement pass for its oneDNN fuses
+            for name in ONEDNN_INCOMPATIBLE_PASSES:
+                config.delete_pass(name)
     else:
         config.disable_mkldnn()
     return config
