@@ -82,6 +82,22 @@ def export_rec(
     typer.echo(f"exported {manifest.model_id} ({manifest.architecture}, {manifest.embedding_dim}-d) to {out}")
 
 
+@train_app.command("rec")
+def train_rec(
+    config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="YAML training config"),
+    overrides: list[str] = typer.Option(
+        [], "--set", "-s", help="override a config value, e.g. --set optimizer.base_lr=0.01 (repeatable)"
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", exists=True, help="checkpoint directory, or a run directory to continue its newest"
+    ),
+) -> None:
+    """Fine-tune the recognition model (PP-ShiTuV2 recipe), keep the best by recall@1, export it."""
+    from trainer.recognition_command import run_train_recognition
+
+    run_train_recognition(config, overrides, resume)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(train_app, name="train")

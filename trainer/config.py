@@ -8,24 +8,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class AugmentConfig(_Section):
-    """GeneralRecognitionV2 train augmentation; a probability or size of 0 switches a step off."""
+    """GeneralRecognitionV2 train augmentation; a probability or size of 0 switches a step off.
+
+    Normalization is not configured here: it is the model's own (its manifest's) preprocessing.
+    """
 
     image_size: int = Field(224, ge=16, description="square network input side in pixels")
     flip_prob: float = Field(0.5, ge=0.0, le=1.0)
     pad: int = Field(10, ge=0, description="black border added before the random crop")
     rotation_prob: float = Field(0.5, ge=0.0, le=1.0)
     rotation_degrees: float = Field(90.0, ge=0.0, le=180.0, description="angle drawn from U[-d, +d]")
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
 
 
 class DataConfig(_Section):
@@ -49,7 +47,8 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     arch: Literal["pplcnetv2_base", "efficientnet_lite0"] = "pplcnetv2_base"
-    pretrained: bool = Field(True, description="start from the backbone's ImageNet / ShiTu weights when available")
+    pretrained: bool = Field(False, description="ImageNet backbone weights (offline only for efficientnet_lite0)")
+    init_checkpoint: Path | None = Field(None, description="a .pdparams to start from, e.g. PP-ShiTuV2's; head skipped")
     head: Literal["fc", "arc_margin"] = "fc"
     arc_scale: float = Field(30.0, gt=0.0, description="ArcMargin s")
     arc_margin: float = Field(0.15, ge=0.0, lt=1.5, description="ArcMargin m in radians")
@@ -102,6 +101,8 @@ class TrainRecognitionConfig(_Section):
     def _pk_batches(self) -> TrainRecognitionConfig:
         if self.batch_size % self.images_per_id:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of images_per_id {self.images_per_id}")
+        if self.batch_size < 2 * self.images_per_id:
+            raise ValueError("batch_size must hold at least two identities (the triplet loss needs negatives)")
         return self
 
     @property

@@ -83,13 +83,15 @@ def set_training_mode(model: nn.Layer, frozen: Sequence[nn.Layer]) -> None:
         layer.eval()
 
 
-def build_optimizer(model: nn.Layer, scheduler: LRScheduler, config: OptimizerConfig) -> paddle.optimizer.Momentum:
-    """Momentum 0.9 with coupled L2 decay; parameters with their own regularizer (backbone BN) keep it."""
-    trainable = [parameter for parameter in model.parameters() if not parameter.stop_gradient]
+def build_optimizer(
+    parameters: Sequence[paddle.Tensor], scheduler: LRScheduler, config: OptimizerConfig
+) -> paddle.optimizer.Momentum:
+    """Momentum with coupled L2 decay over the trainable parameters; those with their own regularizer (the
+    backbone BN's ``L2Decay(0)``) keep it."""
     return paddle.optimizer.Momentum(
         learning_rate=scheduler,
         momentum=config.momentum,
-        parameters=trainable,
+        parameters=[parameter for parameter in parameters if not parameter.stop_gradient],
         weight_decay=L2Decay(config.weight_decay),
         multi_precision=True,
     )

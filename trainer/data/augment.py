@@ -11,22 +11,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.inference.image import normalize, resize
-from service.inference.manifest import Interpolation, Preprocess
+from service.inference.manifest import Preprocess
 from trainer.config import AugmentConfig
 
 RGBImage = NDArray[np.uint8]
 
 
-def network_preprocess(config: AugmentConfig) -> Preprocess:
-    """The deploy-time preprocessing (direct bilinear resize, ImageNet normalization) at the training size."""
-    size = config.image_size
-    return Preprocess(size=(size, size), interpolation=Interpolation.linear, mean=config.mean, std=config.std)
+def at_training_size(preprocess: Preprocess, config: AugmentConfig) -> Preprocess:
+    """The model's deploy preprocessing (resize + normalization) at the configured training size."""
+    return preprocess.model_copy(update={"size": (config.image_size, config.image_size)})
 
 
 class TrainAugment:
-    def __init__(self, config: AugmentConfig) -> None:
+    def __init__(self, config: AugmentConfig, preprocess: Preprocess) -> None:
         self.config = config
-        self.preprocess = network_preprocess(config)
+        self.preprocess = at_training_size(preprocess, config)
 
     def __call__(self, pixels: RGBImage, rng: np.random.Generator) -> NDArray[np.float32]:
         config = self.config
@@ -45,8 +44,8 @@ class TrainAugment:
 class EvalTransform:
     """What the service does to a crop: direct resize and normalize, nothing random."""
 
-    def __init__(self, config: AugmentConfig) -> None:
-        self.preprocess = network_preprocess(config)
+    def __init__(self, config: AugmentConfig, preprocess: Preprocess) -> None:
+        self.preprocess = at_training_size(preprocess, config)
 
     def __call__(self, pixels: RGBImage, rng: np.random.Generator | None = None) -> NDArray[np.float32]:
         pixels, _ = resize(pixels, self.preprocess)
