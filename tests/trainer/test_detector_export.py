@@ -1,0 +1,213 @@
+"""Exported PicoDet: the released detector's I/O contract, NMS inside equal to a numpy NMS, oneDNN fully on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+import paddle.inference as paddle_inference
+import pytest
+import yaml
+
+from service.config import RuntimeSettings
+from service.inference.manifest import Interpolation, ModelKind, load_manifest
+from service.inference.models import load_detector
+from service.inference.paddle_configs import manifest_from_paddle_config
+from tests.trainer.detector_weights import detector_input, fill_state
+from trainer.export_detection import NmsSettings, export_detector
+from trainer.models.picodet import PicoDet, build_picodet
+
+SMALL_SIZE = 320
+NMS = NmsSettings()
+
+
+def fill_model(model: PicoDet) -> PicoDet:
+    model.set_state_dict(fill_state((name, tensor.shape) for name, tensor in model.state_dict().items()))
+    model.eval()
+    return model
+
+
+def run_exported(model_dir: Path, feed: dict[str, np.ndarray], *, onednn: bool) -> list[np.ndarray]:
+    """Plain Paddle Inference; with oneDNN on, no pass is deleted: the export must run as it is."""
+    config = paddle_inference.Config(str(model_dir / "inference.json"), str(model_dir / "inference.pdiparams"))
+    config.disable_gpu()
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(2)
+    if onednn:
+        config.enable_mkldnn()
+    else:
+        config.disable_mkldnn()
+    predictor = paddle_inference.create_predictor(config)
+    assert predictor.get_input_names() == ["image", "im_shape", "scale_factor"]
+    for name in predictor.get_input_names():
+        predictor.get_input_handle(name).reshape(list(feed[name].shape))
+        predictor.get_input_handle(name).copy_from_cpu(feed[name])
+    predictor.run()
+    return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+
+def area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
+
+
+def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union without the +1 pixel convention (``normalized=True``)."""
+    width = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    union = area(box) + area(others) - width * height
+    return np.where(union > 0, width * height / np.maximum(union, 1e-12), 0.0)
+
+
+def numpy_detections(
+    scores: np.ndarray, boxes: np.ndarray, level_sizes: list[int], resized_hw: tuple[int, int], factor_yx: tuple
+) -> np.ndarray:
+    """PaddleDetection's PicoDet post-processing in numpy for one image: scores [C, A], boxes [A, 4] (input px)."""
+    kept = []
+    start = 0
+    for size in level_sizes:
+        level = np.arange(start, start + size)
+        if size > NMS.nms_pre:
+            level = level[np.argsort(-scores[:, level].max(axis=0), kind="stable")[: NMS.nms_pre]]
+        kept.append(level)
+        start += size
+    kept = np.concatenate(kept)
+    scores, boxes = scores[:, kept], boxes[kept].copy()
+    height, width = resized_hw
+    factor_y, factor_x = factor_yx
+    boxes = np.clip(boxes, 0, [width, height, width, height]) / np.array([factor_x, factor_y, factor_x, factor_y])
+    rows = []
+    for class_id, class_scores in enumerate(scores):
+        order = np.flatnonzero(class_scores > NMS.score_threshold)
+        order = order[np.argsort(-class_scores[order], kind="stable")][: NMS.nms_top_k]
+        selected: list[int] = []
+        for index in order:
+            if not selected or iou(boxes[index], boxes[selected]).max() <= NMS.iou_threshold:
+                selected.append(index)
+        rows += [[class_id, class_scores[index], *boxes[index]] for index in selected]
+    rows = sorted(rows, key=lambda row: -row[1])[: NMS.keep_top_k]
+    return np.array(sorted(rows, key=lambda row: (row[0], -row[1])), dtype=np.float32).reshape(-1, 6)
+
+
+def feed_for(paths: list[Path], size: int) -> tuple[dict[str, np.ndarray], list[tuple[float, float]]]:
+    images = [detector_input(path, size) for path in paths]
+    shapes = [cv2.imread(str(path)).shape[:2] for path in paths]
+    factors = [(size / height, size / width) for height, width in shapes]
+    feed = {
+        "image": np.concatenate(images),
+        "im_shape": np.array([[size, size]] * len(paths), dtype=np.float32),
+        "scale_factor": np.array(factors, dtype=np.float32),
+    }
+    return feed, factors
+
+
+def split_rows(bbox: np.ndarray, bbox_num: np.ndarray) -> list[np.ndarray]:
+    ends = np.cumsum(bbox_num)
+    return [bbox[end - count : end] for count, end in zip(bbox_num, ends, strict=True)]
+
+
+@pytest.fixture(scope="session")
+def small_model() -> PicoDet:
+    return fill_model(build_picodet(0.35, 1))
+
+
+@pytest.fixture(scope="session")
+def small_export(small_model: PicoDet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("picodet_x0_35")
+    export_detector(small_model, out, name="picodet-test", version="7", input_size=SMALL_SIZE, provenance={"a": 1})
+    return out
+
+
+def test_export_writes_program_configs_and_manifest(small_export: Path) -> None:
+    assert {path.name for path in small_export.iterdir()} == {
+        "inference.json",
+        "inference.pdiparams",
+        "infer_cfg.yml",
+        "manifest.json",
+    }
+    manifest = load_manifest(small_export)
+    assert manifest.kind is ModelKind.detector and manifest.model_id == "picodet-test@7"
+    assert manifest.preprocess.size == (SMALL_SIZE, SMALL_SIZE)
+    assert manifest.preprocess.interpolation is Interpolation.cubic and not manifest.preprocess.keep_ratio
+    assert manifest.preprocess.mean == (0.485, 0.456, 0.406) and manifest.preprocess.std == (0.229, 0.224, 0.225)
+    assert manifest.detector is not None
+    assert (manifest.detector.score_threshold, manifest.detector.max_detections) == (0.2, 5)
+    assert manifest.labels == ["foreground"] and manifest.inputs == ["image", "im_shape", "scale_factor"]
+    assert manifest.provenance["a"] == 1 and manifest.provenance["post_process"]["iou_threshold"] == 0.6
+    config = yaml.safe_load((small_export / "infer_cfg.yml").read_text(encoding="utf-8"))
+    assert config["Preprocess"][0] == {"type": "Resize", "interp": 2, "keep_ratio": False, "target_size": [320, 320]}
+    from_yaml = manifest_from_paddle_config(small_export)
+    assert from_yaml is not None and from_yaml.preprocess == manifest.preprocess
+
+
+def test_nms_inside_equals_numpy_nms_with_onednn_on(small_model: PicoDet, small_export: Path, parity_dir: Path) -> None:
+    paths = [parity_dir / "img1.png", parity_dir / "img2.png"]
+    feed, factors = feed_for(paths, SMALL_SIZE)
+    with paddle.no_grad():
+        scores, boxes = small_model.predict(paddle.to_tensor(feed["image"]))
+    level_sizes = [(SMALL_SIZE // stride) ** 2 for stride in small_model.strides]
+    bbox, bbox_num = run_exported(small_export, feed, onednn=True)
+    assert bbox.shape[1] == 6 and bbox_num.dtype == np.int32 and bbox_num.shape == (2,)
+    assert bbox_num.sum() == len(bbox) > 0
+    for image, rows in enumerate(split_rows(bbox, bbox_num)):
+        expected = numpy_detections(
+            scores.numpy()[image], boxes.numpy()[image], level_sizes, (320, 320), factors[image]
+        )
+        assert len(rows) == len(expected) > 0
+        assert np.all(np.diff(rows[:, 1]) <= 0), "rows are sorted by score"
+        np.testing.assert_allclose(rows, expected, atol=1e-3, rtol=1e-4)
+
+
+def test_onednn_on_and_off_agree(small_export: Path, parity_dir: Path) -> None:
+    feed, _ = feed_for([parity_dir / "img0.png"], SMALL_SIZE)
+    on, off = run_exported(small_export, feed, onednn=True), run_exported(small_export, feed, onednn=False)
+    np.testing.assert_array_equal(on[1], off[1])
+    np.testing.assert_allclose(on[0], off[0], atol=1e-3, rtol=1e-4)
+
+
+def test_nothing_found_gives_zero_rows(tmp_path: Path, parity_dir: Path) -> None:
+    # Fresh initialisation: every class logit sits at the prior bias, sigmoid 0.01 < score threshold 0.025.
+    export_detector(build_picodet(0.35, 1), tmp_path, name="empty", version="0", input_size=SMALL_SIZE)
+    feed, _ = feed_for([parity_dir / "img0.png"], SMALL_SIZE)
+    bbox, bbox_num = run_exported(tmp_path, feed, onednn=True)
+    assert bbox.shape == (0, 6) and bbox_num.tolist() == [0]
+
+
+def test_service_loads_export_and_detects(small_model: PicoDet, small_export: Path, parity_dir: Path) -> None:
+    rgb = cv2.imread(str(parity_dir / "img2.png"))[:, :, ::-1].copy()
+    detector = load_detector(small_export, RuntimeSettings(cpu_threads=1, onednn=True))
+    detections = detector.detect(rgb)
+    feed, factors = feed_for([parity_dir / "img2.png"], SMALL_SIZE)
+    with paddle.no_grad():
+        scores, boxes = small_model.predict(paddle.to_tensor(feed["image"]))
+    level_sizes = [(SMALL_SIZE // stride) ** 2 for stride in small_model.strides]
+    expected = numpy_detections(scores.numpy()[0], boxes.numpy()[0], level_sizes, (320, 320), factors[0])
+    assert len(detections) == len(expected) > 0
+    assert {detection.label for detection in detections} == {"foreground"}
+    np.testing.assert_allclose([d.score for d in detections], expected[:, 1], atol=1e-4)
+    height, width = rgb.shape[:2]
+    assert all(0 <= d.box.x1 <= d.box.x2 <= width and 0 <= d.box.y1 <= d.box.y2 <= height for d in detections)
+
+
+def test_x2_5_export_runs_with_onednn_and_equals_numpy_nms(tmp_path: Path, parity_dir: Path) -> None:
+    """The official architecture at 640 with the parity weights, oneDNN fully on."""
+    params = json.loads((parity_dir / "det_params.json").read_text(encoding="utf-8"))["params"]
+    state = fill_state((entry["name"], entry["shape"]) for entry in params)
+    # The parity weights saturate many scores to exactly 1.0; ties make the NMS order arbitrary, so
+    # the class logits are damped to keep every score distinct.
+    for level in range(4):
+        state[f"head.head_cls{level}.weight"][:1] *= 0.1
+        state[f"head.head_cls{level}.bias"][:1] *= 0.1
+    model = build_picodet(2.5, 1)
+    model.set_state_dict(state)
+    model.eval()
+    export_detector(model, tmp_path, name="x2_5", version="0", input_size=640)
+    feed, factors = feed_for([parity_dir / "img1.png"], 640)
+    bbox, bbox_num = run_exported(tmp_path, feed, onednn=True)
+    with paddle.no_grad():
+        scores, boxes = model.predict(paddle.to_tensor(feed["image"]))
+    expected = numpy_detections(scores.numpy()[0], boxes.numpy()[0], [6400, 1600, 400, 100], (640, 640), factors[0])
+    assert bbox_num.tolist() == [len(expected)] and len(expected) > 0
+    np.testing.assert_allclose(bbox, expected, atol=1e-2, rtol=1e-4)
