@@ -23,7 +23,7 @@ from service.config import GallerySettings
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
 from service.gallery.files import ImageFiles, file_name_for, sha256_hex
-from service.gallery.opening import GalleryLock, open_parts
+from service.gallery.opening import GalleryLock, open_parts, read_embedding_space
 from service.gallery.rebuild import IndexRebuilder
 from service.gallery.search import SearchIndex
 from service.gallery.store import GalleryStore
@@ -75,6 +75,13 @@ class Gallery:
         items, images = store.counts()
         logger.info("gallery %s: %d items, %d images, %s index", settings.path, items, images, settings.index.value)
         return gallery
+
+    @classmethod
+    def open_stored(cls, settings: GallerySettings) -> Gallery:
+        """Opens an existing gallery in the embedding space it was last opened with, no model needed
+        (export, stats). Adding images then needs embeddings of that space."""
+        embedding_dim, model_id = read_embedding_space(settings.path)
+        return cls.open(settings, embedding_dim=embedding_dim, model_id=model_id)
 
     # -- writes -------------------------------------------------------------------------------------------
 

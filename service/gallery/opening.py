@@ -105,3 +105,18 @@ def open_parts(
         lock.release()
         raise
     return store, files, search_index, lock
+
+
+def read_embedding_space(directory: Path) -> tuple[int, str]:
+    """The (embedding_dim, model_id) a gallery was last opened with."""
+    if not (directory / DATABASE_FILE).is_file():
+        raise GalleryError(f"no gallery in {directory}")
+    store, lock = open_store(directory)
+    try:
+        embedding_dim, model_id = store.get_meta("embedding_dim"), store.get_meta("model_id")
+    finally:
+        store.close()
+        lock.release()
+    if embedding_dim is None or model_id is None:
+        raise GalleryError(f"the gallery in {directory} was never opened with an embedder")
+    return int(embedding_dim), model_id

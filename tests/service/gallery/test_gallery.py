@@ -260,3 +260,13 @@ def test_stats_report_counts_and_space(gallery: Gallery) -> None:
     assert (stats.items, stats.images, stats.index_size, stats.masked_deletions) == (2, 3, 3, 0)
     assert (stats.index_kind, stats.embedding_dim, stats.model_id) == ("flat", DIM, MODEL_ID)
     assert json.dumps(gallery.get_item("one").metadata) == "{}"
+
+
+def test_open_stored_uses_the_recorded_embedding_space(settings: GallerySettings) -> None:
+    with pytest.raises(GalleryError, match="no gallery"):
+        Gallery.open_stored(settings)
+    with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        add(gallery, "x", unit_vectors(1, seed=21)[0], 0)
+
+    with Gallery.open_stored(settings) as gallery:
+        assert (gallery.embedding_dim, gallery.model_id, gallery.stats().images) == (DIM, MODEL_ID, 1)
