@@ -1,0 +1,129 @@
+"""``shitu train det`` configuration: one YAML file validated by pydantic.
+
+Defaults are PicoDet v1's main-body recipe (PaddleDetection ``picodet_lcnet_x2_5_640_mainbody`` with
+``optimizer_100e`` and ``picodet_640_reader``). Relative paths are relative to the working directory, as in
+PaddleDetection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainer.detection.augment import AugmentConfig
+from trainer.models.picodet import SIZE_MULTIPLE
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DataConfig(_Section):
+    train_annotations: Path = Field(description="COCO instances json of the training set")
+    train_images: Path | None = Field(None, description="image root; default: the json's directory")
+    val_annotations: Path | None = Field(None, description="COCO json of the validation set (COCO AP)")
+    val_images: Path | None = None
+    single_class: str | None = Field("foreground", description="map every category to this one; null keeps them")
+    keep_empty_train_images: bool = Field(False, description="train on images without boxes (pure negatives)")
+    workers: int = Field(2, ge=1, description="decode/augment threads")
+
+
+class ModelConfig(_Section):
+    scale: float = Field(2.5, gt=0.0, description="LCNet width multiplier (2.5 = PP-ShiTuV2's detector)")
+    neck_channels: int = Field(128, ge=8, description="CSP-PAN and head width (small values for tiny test models)")
+    head_convs: int = Field(4, ge=1, description="depthwise/pointwise pairs in each head tower")
+    input_size: int = Field(640, ge=SIZE_MULTIPLE, description="evaluation and export input side")
+    init_checkpoint: Path | None = Field(None, description="a whole PicoDet .pdparams to fine-tune from")
+    backbone_checkpoint: Path | None = Field(None, description="LCNet .pdparams (e.g. ImageNet SSLD) for the backbone")
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple(cls, value: int) -> int:
+        if value % SIZE_MULTIPLE:
+            raise ValueError(f"model.input_size must be a multiple of {SIZE_MULTIPLE}")
+        return value
+
+
+class LossConfig(_Section):
+    classification: Literal["varifocal", "quality_focal"] = "varifocal"
+    classification_weight: float = Field(1.0, ge=0.0)
+    distribution_weight: float = Field(0.25, ge=0.0)
+    giou_weight: float = Field(2.0, ge=0.0)
+    center_radius: float = Field(2.5, gt=0.0, description="SimOTA centre prior, in strides")
+    candidate_topk: int = Field(10, ge=1)
+    iou_weight: float = Field(6.0, ge=0.0, description="SimOTA cost weight of 1 − GIoU")
+
+
+class OptimizerConfig(_Section):
+    base_lr: float = Field(0.4, gt=0.0, description="LR at reference_batch images per step")
+    reference_batch: int | None = Field(224, ge=1, description="56 images × 4 GPUs; null = base_lr is absolute")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(4e-5, ge=0.0, description="L2, coupled (BatchNorm exempt by its ParamAttr)")
+    warmup_steps: int = Field(300, ge=0)
+    warmup_start_factor: float = Field(0.1, ge=0.0, le=1.0)
+    ema: bool = True
+    ema_decay: float = Field(0.9998, gt=0.0, lt=1.0)
+    ema_cycle_epoch: int = Field(20, ge=0, description="restart the average every N epochs; 0 never")
+
+
+class TrainConfig(_Section):
+    batch_size: int = Field(56, ge=1)
+    epochs: int = Field(100, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop (and end the cosine) after this many steps")
+    sizes: list[int] = Field(default_factory=lambda: [576, 608, 640, 672, 704], description="multi-scale sides")
+    random_interpolation: bool = True
+    seed: int = 0
+    log_interval: int = Field(20, ge=1, description="steps between loss log lines")
+    eval_interval: int = Field(1, ge=1, description="epochs between COCO evaluations")
+    eval_batch_size: int = Field(8, ge=1)
+    checkpoint_interval: int = Field(1, ge=1, description="epochs between checkpoints")
+    output_dir: Path = Path("runs/detection")
+
+    @field_validator("sizes")
+    @classmethod
+    def _multiples(cls, value: list[int]) -> list[int]:
+        if not value or any(size <= 0 or size % SIZE_MULTIPLE for size in value):
+            raise ValueError(f"train.sizes must be positive multiples of {SIZE_MULTIPLE}")
+        return value
+
+
+class ExportConfig(_Section):
+    enabled: bool = True
+    name: str = "picodet-lcnet-mainbody"
+    version: str = "0"
+    out_dir: Path | None = Field(None, description="default: <output_dir>/export")
+
+
+class TrainDetectionConfig(_Section):
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
+
+    @property
+    def learning_rate(self) -> float:
+        """Linear scaling of ``base_lr`` to this batch size."""
+        if self.optimizer.reference_batch is None:
+            return self.optimizer.base_lr
+        return self.optimizer.base_lr * self.train.batch_size / self.optimizer.reference_batch
+
+
+def load_detection_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainDetectionConfig:
+    """Read a YAML config; ``overrides`` are dotted keys (``train.epochs``) applied before validation."""
+    path = Path(path)
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a mapping")
+    for dotted, value in (overrides or {}).items():
+        section = document
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = value
+    return TrainDetectionConfig.model_validate(document)

@@ -1,0 +1,246 @@
+"""The detector training loop: SimOTA + VFL/DFL/GIoU, warm-up cosine momentum SGD, EMA, COCO AP, checkpoints,
+resume, and the export of the (averaged) weights at the end.
+
+Checkpoints live in ``<output_dir>/checkpoints``: ``last.*`` after every ``checkpoint_interval`` epochs and at
+the end (model, optimizer, EMA and progress), ``best.pdparams`` whenever validation AP improves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from service.inference.manifest import ModelManifest
+from trainer.detection.assigner import SimOTAAssigner
+from trainer.detection.coco import CocoDetectionDataset
+from trainer.detection.config import TrainDetectionConfig
+from trainer.detection.ema import ModelEMA
+from trainer.detection.evaluate import evaluate_detections
+from trainer.detection.loader import TrainBatchLoader
+from trainer.detection.losses import LossWeights, PicoDetLoss
+from trainer.detection.predict import predict_dataset
+from trainer.detection.setup import build_model, build_optimizer, picodet_learning_rate
+from trainer.export_detection import export_detector
+from trainer.models.picodet import PicoDet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    steps: int
+    losses: list[float] = field(default_factory=list)  # per step of this run (resumed steps not included)
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+    best_ap: float | None = None
+    checkpoint_dir: Path | None = None
+    manifest: ModelManifest | None = None
+
+
+@dataclass
+class _Progress:
+    epoch: int = 0  # completed epochs
+    step: int = 0
+    best_ap: float | None = None
+
+
+def open_datasets(config: TrainDetectionConfig) -> tuple[CocoDetectionDataset, CocoDetectionDataset | None]:
+    data = config.data
+    train = CocoDetectionDataset(
+        data.train_annotations,
+        data.train_images,
+        single_class=data.single_class,
+        keep_empty_images=data.keep_empty_train_images,
+    )
+    validation = None
+    if data.val_annotations is not None:
+        validation = CocoDetectionDataset(data.val_annotations, data.val_images, single_class=data.single_class)
+        if validation.category_names != train.category_names:
+            raise ValueError("the validation set's categories differ from the training set's")
+    return train, validation
+
+
+def train_loader(config: TrainDetectionConfig, dataset: CocoDetectionDataset) -> TrainBatchLoader:
+    return TrainBatchLoader(
+        dataset,
+        config.augment,
+        batch_size=config.train.batch_size,
+        sizes=config.train.sizes,
+        random_interpolation=config.train.random_interpolation,
+        seed=config.train.seed,
+        workers=config.data.workers,
+    )
+
+
+def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progress: bool = False) -> TrainingResult:
+    paddle.seed(config.train.seed)
+    np.random.seed(config.train.seed)
+    train_set, validation_set = open_datasets(config)
+    loader = train_loader(config, train_set)
+    model = build_model(config, train_set.num_classes)
+    optimizer = build_optimizer(config, model)
+    settings = config.optimizer
+    ema = ModelEMA(model, settings.ema_decay, settings.ema_cycle_epoch) if settings.ema else None
+    criterion = _criterion(config, model)
+    checkpoint_dir = config.train.output_dir / "checkpoints"
+    state = _load_checkpoint(checkpoint_dir, model, optimizer, ema) if resume else _Progress()
+    total_steps = len(loader) * config.train.epochs
+    if config.train.max_steps is not None:
+        total_steps = min(total_steps, config.train.max_steps)
+    result = TrainingResult(steps=state.step, best_ap=state.best_ap, checkpoint_dir=checkpoint_dir)
+    bar = _progress_bar() if progress else nullcontext()
+    with bar as live:
+        task = live.add_task("train det", total=total_steps, completed=state.step) if live else None
+        while state.step < total_steps:
+            model.train()
+            epoch_start = time.perf_counter()
+            for batch in loader.epoch(state.epoch):
+                lr = picodet_learning_rate(
+                    state.step,
+                    config.learning_rate,
+                    config.optimizer.warmup_steps,
+                    config.optimizer.warmup_start_factor,
+                    total_steps,
+                )
+                optimizer.set_lr(lr)
+                losses = criterion(*model(paddle.to_tensor(batch.images)), batch.boxes, batch.labels)
+                losses["loss"].backward()
+                optimizer.step()
+                optimizer.clear_grad()
+                if ema is not None:
+                    ema.update()
+                state.step += 1
+                result.losses.append(float(losses["loss"]))
+                if live:
+                    live.update(task, advance=1, description=f"epoch {state.epoch + 1} loss {result.losses[-1]:.3f}")
+                if state.step % config.train.log_interval == 0:
+                    _log_step(state, losses, lr)
+                if state.step >= total_steps:
+                    break
+            state.epoch += 1
+            logger.info("epoch %d: %.1f s", state.epoch, time.perf_counter() - epoch_start)
+            finished = state.step >= total_steps
+            if validation_set is not None and (finished or state.epoch % config.train.eval_interval == 0):
+                _evaluate(config, model, ema, validation_set, state, result, checkpoint_dir)
+            if ema is not None and not finished:
+                ema.end_epoch(state.epoch)
+            if finished or state.epoch % config.train.checkpoint_interval == 0:
+                _save_checkpoint(checkpoint_dir, model, optimizer, ema, state)
+    result.steps, result.best_ap = state.step, state.best_ap
+    if config.export.enabled:
+        result.manifest = _export(config, model, ema, train_set, result)
+    return result
+
+
+def _criterion(config: TrainDetectionConfig, model: PicoDet) -> PicoDetLoss:
+    loss = config.loss
+    assigner = SimOTAAssigner(loss.center_radius, loss.candidate_topk, loss.iou_weight)
+    weights = LossWeights(loss.classification_weight, loss.distribution_weight, loss.giou_weight)
+    return PicoDetLoss(
+        model.strides,
+        model.head.reg_max,
+        cell_offset=model.head.cell_offset,
+        assigner=assigner,
+        weights=weights,
+        classification=loss.classification,
+    )
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+    )
+
+
+def _log_step(state: _Progress, losses: dict[str, paddle.Tensor], lr: float) -> None:
+    parts = " ".join(f"{name.removeprefix('loss_')} {float(value):.4f}" for name, value in losses.items())
+    logger.info("step %d epoch %d lr %.5f %s", state.step, state.epoch + 1, lr, parts)
+
+
+def _evaluate(
+    config: TrainDetectionConfig,
+    model: PicoDet,
+    ema: ModelEMA | None,
+    validation_set: CocoDetectionDataset,
+    state: _Progress,
+    result: TrainingResult,
+    checkpoint_dir: Path,
+) -> None:
+    with ema.applied() if ema is not None else nullcontext(model):
+        truths, detections = predict_dataset(
+            model, validation_set, config.model.input_size, batch_size=config.train.eval_batch_size
+        )
+        metrics = evaluate_detections(truths, detections, validation_set.num_classes).as_dict()
+        if state.best_ap is None or metrics["ap"] > state.best_ap:
+            state.best_ap = metrics["ap"]
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            paddle.save(model.state_dict(), str(checkpoint_dir / "best.pdparams"))
+    result.evaluations.append({"epoch": state.epoch, "step": state.step, **metrics})
+    logger.info("epoch %d: AP %.4f AP50 %.4f AP75 %.4f", state.epoch, metrics["ap"], metrics["ap50"], metrics["ap75"])
+
+
+def _save_checkpoint(
+    directory: Path, model: PicoDet, optimizer: paddle.optimizer.Optimizer, ema: ModelEMA | None, state: _Progress
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(directory / "last.pdparams"))
+    paddle.save(optimizer.state_dict(), str(directory / "last.pdopt"))
+    if ema is not None:
+        paddle.save(ema.state_dict(), str(directory / "last.ema"))
+    progress = {"epoch": state.epoch, "step": state.step, "best_ap": state.best_ap}
+    (directory / "last.json").write_text(json.dumps(progress, indent=2) + "\n", encoding="utf-8")
+
+
+def _load_checkpoint(
+    directory: Path, model: PicoDet, optimizer: paddle.optimizer.Optimizer, ema: ModelEMA | None
+) -> _Progress:
+    progress_file = directory / "last.json"
+    if not progress_file.is_file():
+        raise FileNotFoundError(f"nothing to resume: {progress_file} does not exist")
+    model.set_state_dict(paddle.load(str(directory / "last.pdparams")))
+    optimizer.set_state_dict(paddle.load(str(directory / "last.pdopt")))
+    if ema is not None:
+        ema.set_state_dict(paddle.load(str(directory / "last.ema")))
+    saved: dict[str, Any] = json.loads(progress_file.read_text(encoding="utf-8"))
+    logger.info("resuming after epoch %d, step %d", saved["epoch"], saved["step"])
+    return _Progress(epoch=int(saved["epoch"]), step=int(saved["step"]), best_ap=saved.get("best_ap"))
+
+
+def _export(
+    config: TrainDetectionConfig,
+    model: PicoDet,
+    ema: ModelEMA | None,
+    train_set: CocoDetectionDataset,
+    result: TrainingResult,
+) -> ModelManifest:
+    out_dir = config.export.out_dir or config.train.output_dir / "export"
+    provenance: dict[str, Any] = {
+        "trainer": "shitu train det",
+        "train_annotations": str(config.data.train_annotations),
+        "scale": config.model.scale,
+        "steps": result.steps,
+        "weights": "ema" if ema is not None else "last",
+    }
+    if result.evaluations:
+        provenance["validation"] = result.evaluations[-1]
+    with ema.applied() if ema is not None else nullcontext(model):
+        manifest = export_detector(
+            model,
+            out_dir,
+            name=config.export.name,
+            version=config.export.version,
+            input_size=config.model.input_size,
+            labels=train_set.category_names,
+            provenance=provenance,
+            architecture=f"picodet_lcnet_x{config.model.scale:g}",
+        )
+    logger.info("exported %s to %s", manifest.model_id, out_dir)
+    return manifest
