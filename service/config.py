@@ -95,6 +95,7 @@ class GallerySettings(BaseModel):
     hnsw_ef_search: int = Field(64, ge=8)
     hnsw_ef_construction: int = Field(40, ge=8)
     rebuild_deleted_fraction: float = Field(0.2, gt=0.0, le=1.0, description="HNSW rebuild trigger")
+    search_threads: int = Field(1, ge=1, description="faiss OpenMP threads; requests already search in parallel")
     detect_on_enroll: bool = Field(True, description="crop the main object when a detector is loaded")
     demo: Path | None = Field(None, description="PaddleClas list file imported when the gallery is empty")
 

@@ -159,6 +159,7 @@ class ModelInfo(BaseModel):
     architecture: str
     directory: str
     format: str
+    passes_deleted: list[str] = Field(description="Paddle passes removed because the program could not run with them")
     preprocess: dict[str, Any]
     provenance: dict[str, Any]
 

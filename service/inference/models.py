@@ -12,13 +12,13 @@ from typing import TypeVar
 
 import numpy as np
 
-from service.config import ModelSettings, PipelineSettings, RuntimeSettings
+from service.config import Device, ModelSettings, PipelineSettings, RuntimeSettings
 from service.errors import ModelError
 from service.inference.detector import Detector
 from service.inference.embedder import Embedder
 from service.inference.manifest import ManifestError, ModelManifest, load_manifest
 from service.inference.pipeline import Recognizer
-from service.inference.runtime import PaddleModel, onednn_bf16_supported
+from service.inference.runtime import PaddleModel, TensorRTShapes, onednn_bf16_supported
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,13 +30,16 @@ def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: 
     bf16 = runtime.onednn_bf16 and onednn_bf16_supported()
     if runtime.onednn_bf16 and not bf16:
         logger.warning("onednn_bf16 is set but this CPU has neither AMX nor AVX512-BF16: running fp32")
-    model = PaddleModel.load(model_dir, runtime, bf16=bf16, trt_shapes=None)
-    manifest = _manifest(model_dir, lambda: _probe_embedding_dim(model))
-    if runtime.tensorrt:
-        width, height = manifest.preprocess.size
-        shapes = {model.input_names[0]: ([1, 3, height, width], [runtime.tensorrt_max_batch, 3, height, width],
-                                         [1, 3, height, width])}
-        model = PaddleModel.load(model_dir, runtime, trt_shapes=shapes)
+    manifest = _manifest(model_dir, lambda: _probe_embedding_dim(model_dir, runtime))
+    width, height = manifest.preprocess.size
+    one, most = [1, 3, height, width], [runtime.tensorrt_max_batch, 3, height, width]
+    model = PaddleModel.load(
+        model_dir,
+        runtime,
+        probe=lambda names: {names[0]: np.zeros(one, dtype=np.float32)},
+        bf16=bf16,
+        trt_shapes=lambda: {PaddleModel.input_names_of(model_dir)[0]: (one, most, one)},
+    )
     return Embedder(model, manifest, max_batch_size=max_batch_size)
 
 
@@ -45,8 +48,15 @@ def load_detector(model_dir: Path, runtime: RuntimeSettings) -> Detector:
         raise ModelError(f"detector directory {model_dir} does not exist (SHITU_MODELS__DETECTOR, empty disables it)")
     manifest = _manifest(model_dir, None)
     width, height = manifest.preprocess.size
-    shapes = {"image": ([1, 3, height, width],) * 3, "im_shape": ([1, 2],) * 3, "scale_factor": ([1, 2],) * 3}
-    return Detector(PaddleModel.load(model_dir, runtime, trt_shapes=shapes), manifest)
+    shapes: TensorRTShapes = {"image": ([1, 3, height, width],) * 3, "im_shape": ([1, 2],) * 3,
+                               "scale_factor": ([1, 2],) * 3}
+    feed = {
+        "image": np.zeros((1, 3, height, width), dtype=np.float32),
+        "im_shape": np.array([[height, width]], dtype=np.float32),
+        "scale_factor": np.ones((1, 2), dtype=np.float32),
+    }
+    model = PaddleModel.load(model_dir, runtime, probe=lambda _: feed, trt_shapes=lambda: shapes)
+    return Detector(model, manifest)
 
 
 def load_recognizer(models: ModelSettings, runtime: RuntimeSettings, pipeline: PipelineSettings) -> Recognizer:
@@ -62,8 +72,10 @@ def _manifest(model_dir: Path, embedding_dim: Callable[[], int] | None) -> Model
         raise ModelError(str(error)) from error
 
 
-def _probe_embedding_dim(model: PaddleModel) -> int:
-    """PaddleClas exports do not state their feature size: run one standard 224x224 input."""
+def _probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
+    """PaddleClas exports do not state their feature size: run one standard 224x224 input (plain CPU kernels)."""
+    plain = runtime.model_copy(update={"onednn": False, "device": Device.cpu, "tensorrt": False})
+    model = PaddleModel.load(model_dir, plain, probe=None)
     output = model.run({model.input_names[0]: np.zeros((1, 3, 224, 224), dtype=np.float32)})[0]
     return int(np.asarray(output).reshape(1, -1).shape[1])
 

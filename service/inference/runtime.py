@@ -7,6 +7,7 @@ gets its own through :meth:`PaddleModel.clone`, which shares the weights and the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,16 @@ from service.errors import ModelError
 from service.inference.manifest import MODEL_STEMS
 
 logger = logging.getLogger(__name__)
+# input name -> (min, max, optimal) shapes of a TensorRT dynamic-shape profile
+TensorRTShapes = dict[str, tuple[list[int], list[int], list[int]]]
+# input names -> a feed that exercises the program once
+Probe = Callable[[tuple[str, ...]], dict[str, NDArray[np.generic]]]
 
-# Paddle 3.3.1's oneDNN placement pass converts every attribute of the ops it moves to oneDNN and
-# aborts on attribute kinds it does not know (``ConvertPirAttribute2RuntimeAttribute``), which PicoDet's
-# in-graph NMS carries. Without this pass the oneDNN kernels still run (conv, pool, activations are
-# placed by the other oneDNN passes); only the whole-program placement is skipped.
+# Paddle 3.3.1's oneDNN executor cannot convert some attribute kinds of PIR programs (for example the
+# double-array ``scale`` of ``nearest_interp`` in PaddleDetection's PicoDet exports) and raises
+# ``ConvertPirAttribute2RuntimeAttribute`` on the first run. Without the placement pass the program runs,
+# with oneDNN kernels where the other oneDNN passes place them. Our own exports avoid such attributes, so
+# this is only applied, with a warning, to programs that fail the probe run.
 ONEDNN_INCOMPATIBLE_PASSES = ("onednn_placement_pass",)
 
 
@@ -56,26 +62,60 @@ def find_model_files(model_dir: Path) -> ModelFiles:
 class PaddleModel:
     """One Paddle Inference predictor: feed inputs by name, read outputs by position."""
 
-    def __init__(self, predictor: paddle_inference.Predictor, files: ModelFiles) -> None:
+    def __init__(self, predictor: paddle_inference.Predictor, files: ModelFiles, *,
+                 passes_deleted: tuple[str, ...] = ()) -> None:
         self._predictor = predictor
         self.files = files
+        self.passes_deleted = passes_deleted
         self.input_names: tuple[str, ...] = tuple(predictor.get_input_names())
         self._output_names: tuple[str, ...] = tuple(predictor.get_output_names())
 
     @classmethod
-    def load(cls, model_dir: Path, settings: RuntimeSettings, *, bf16: bool = False,
-             trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None = None) -> PaddleModel:
+    def load(cls, model_dir: Path, settings: RuntimeSettings, *, probe: Probe | None,
+             bf16: bool = False, trt_shapes: Callable[[], TensorRTShapes] | None = None) -> PaddleModel:
+        """Load and run ``probe`` once, so a program the runtime cannot execute fails here, not on a request."""
         files = find_model_files(Path(model_dir))
+        shapes = trt_shapes() if trt_shapes is not None and settings.tensorrt else None
+        model = cls._create(files, settings, bf16=bf16, trt_shapes=shapes, delete=())
+        if probe is None:
+            return model
+        feed = probe(model.input_names)
+        try:
+            model.run(feed)
+        except NotImplementedError as error:
+            if "ConvertPirAttribute2RuntimeAttribute" not in str(error) or files.legacy:
+                raise ModelError(f"Paddle Inference cannot run {files.program}: {error}") from error
+            logger.warning("%s: the oneDNN executor cannot run this program (%s); reloading without %s",
+                           files.program, str(error).splitlines()[0][:160], ", ".join(ONEDNN_INCOMPATIBLE_PASSES))
+            model = cls._create(files, settings, bf16=bf16, trt_shapes=shapes, delete=ONEDNN_INCOMPATIBLE_PASSES)
+            model.run(feed)
+        return model
+
+    @classmethod
+    def _create(cls, files: ModelFiles, settings: RuntimeSettings, *, bf16: bool, trt_shapes: TensorRTShapes | None,
+                delete: tuple[str, ...]) -> PaddleModel:
         config = _make_config(files, settings, bf16=bf16, trt_shapes=trt_shapes)
+        for name in delete:
+            config.delete_pass(name)
         try:
             predictor = paddle_inference.create_predictor(config)
         except Exception as error:  # Paddle raises bare RuntimeError/ValueError subclasses with C++ traces
             raise ModelError(f"Paddle Inference cannot load {files.program}: {error}") from error
         logger.info("loaded %s (oneDNN %s, bf16 %s)", files.program, config.mkldnn_enabled(), bf16)
-        return cls(predictor, files)
+        return cls(predictor, files, passes_deleted=delete)
+
+    @staticmethod
+    def input_names_of(model_dir: Path) -> tuple[str, ...]:
+        """Input names without building an optimised predictor (for probes and TensorRT profiles)."""
+        files = find_model_files(Path(model_dir))
+        config = paddle_inference.Config(str(files.program), str(files.params))
+        config.disable_glog_info()
+        config.switch_ir_optim(False)
+        config.disable_mkldnn()
+        return tuple(paddle_inference.create_predictor(config).get_input_names())
 
     def clone(self) -> PaddleModel:
-        return PaddleModel(self._predictor.clone(), self.files)
+        return PaddleModel(self._predictor.clone(), self.files, passes_deleted=self.passes_deleted)
 
     def run(self, feed: dict[str, NDArray[np.generic]]) -> list[NDArray[np.generic]]:
         """Run once; ``feed`` may hold more inputs than the model takes (they are ignored)."""
@@ -92,7 +132,7 @@ class PaddleModel:
 
 
 def _make_config(files: ModelFiles, settings: RuntimeSettings, *, bf16: bool,
-                 trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None) -> paddle_inference.Config:
+                 trt_shapes: TensorRTShapes | None) -> paddle_inference.Config:
     config = paddle_inference.Config(str(files.program), str(files.params))
     config.disable_glog_info()
     config.switch_ir_optim(True)
@@ -109,16 +149,13 @@ def _make_config(files: ModelFiles, settings: RuntimeSettings, *, bf16: bool,
         config.set_mkldnn_cache_capacity(10)
         if bf16 and settings.onednn_bf16:
             config.enable_mkldnn_bfloat16()
-        if not files.legacy:  # the 2.x pass pipeline needs its placement pass for its oneDNN fuses
-            for name in ONEDNN_INCOMPATIBLE_PASSES:
-                config.delete_pass(name)
     else:
         config.disable_mkldnn()
     return config
 
 
 def _enable_tensorrt(config: paddle_inference.Config, settings: RuntimeSettings,
-                     trt_shapes: dict[str, tuple[list[int], list[int], list[int]]] | None) -> None:
+                     trt_shapes: TensorRTShapes | None) -> None:
     precision = (
         paddle_inference.PrecisionType.Half
         if settings.tensorrt_precision is Precision.fp16

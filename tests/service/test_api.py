@@ -185,6 +185,8 @@ def test_health_ready_info_and_openapi(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"ready": True, "models_loaded": True, "index_consistent": True}
     assert info["embedding_dim"] == 512 and info["detector"]["preprocess"]["interpolation"] == "cubic"
+    # our PicoDet export runs with oneDNN fully on: no pass had to be removed
+    assert info["detector"]["passes_deleted"] == [] and info["embedder"]["passes_deleted"] == []
     assert info["defaults"]["min_score"] == 0.5 and info["defaults"]["max_detections"] == 5
     assert info["defaults"]["detection_threshold"] == 0.2 and info["defaults"]["nms_iou"] == 0.05
     paths = client.get("/openapi.json").json()["paths"]

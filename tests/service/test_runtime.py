@@ -24,8 +24,8 @@ def test_paddle_2x_pdmodel_and_3x_json_load_through_the_same_path(model_store_di
     legacy_dir = _rapidocr_model("ch_ppocr_mobile_v2_cls_infer")
     modern_dir = model_store_dir / "embedder" / "default"
 
-    legacy = PaddleModel.load(legacy_dir, RuntimeSettings())
-    modern = PaddleModel.load(modern_dir, RuntimeSettings())
+    legacy = PaddleModel.load(legacy_dir, RuntimeSettings(), probe=None)
+    modern = PaddleModel.load(modern_dir, RuntimeSettings(), probe=None)
 
     assert legacy.files.legacy and legacy.files.program.name == "inference.pdmodel"
     assert not modern.files.legacy and modern.files.program.name == "inference.json"
@@ -46,7 +46,7 @@ def test_stem_model_is_found_too(tmp_path: Path, model_store_dir: Path) -> None:
 
 def test_a_directory_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no Paddle inference model"):
-        PaddleModel.load(tmp_path, RuntimeSettings())
+        PaddleModel.load(tmp_path, RuntimeSettings(), probe=None)
 
 
 def test_onednn_on_and_off_give_the_same_embeddings(model_store_dir: Path) -> None:
@@ -99,3 +99,30 @@ def test_paddleclas_inference_yml_is_read_and_the_size_probed(tmp_path: Path, mo
     assert embedder.embedding_dim == 512
     assert embedder.manifest.preprocess.scale == pytest.approx(1 / 255)
     assert embedder.manifest.preprocess.interpolation is Interpolation.linear
+
+
+def test_a_pir_program_the_onednn_executor_rejects_is_reloaded_and_runs(tmp_path: Path) -> None:
+    """PaddleDetection's PicoDet exports carry nearest_interp with a double-array attribute, which Paddle 3.3.1's
+    oneDNN executor cannot convert; the probe run finds it and the runtime reloads without the placement pass."""
+    import paddle
+    import paddle.nn.functional as functional
+    from paddle.static import InputSpec
+
+    class Upsampler(paddle.nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = paddle.nn.Conv2D(3, 4, 3, padding=1)
+
+        def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+            return functional.interpolate(self.conv(x), scale_factor=2.0, mode="nearest")
+
+    paddle.seed(0)
+    layer = Upsampler()
+    paddle.jit.save(layer, str(tmp_path / "inference"), input_spec=[InputSpec([None, 3, 16, 16], "float32", "x")])
+    image = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+
+    model = PaddleModel.load(tmp_path, RuntimeSettings(onednn=True), probe=lambda names: {names[0]: image})
+
+    assert model.passes_deleted == ("onednn_placement_pass",)
+    expected = layer(paddle.to_tensor(image)).numpy()
+    np.testing.assert_allclose(model.run({"x": image})[0], expected, atol=1e-5)

@@ -61,6 +61,7 @@ def _model_info(manifest: ModelManifest, model: PaddleModel) -> ModelInfo:
         architecture=manifest.architecture,
         directory=str(model.files.program.parent),
         format="paddle-2.x pdmodel" if model.files.legacy else "paddle-3.x json",
+        passes_deleted=list(model.passes_deleted),
         preprocess=manifest.preprocess.model_dump(mode="json"),
         provenance=manifest.provenance,
     )
