@@ -54,7 +54,8 @@ def save_checkpoint(directory: Path, parts: TrainingParts, progress: Progress) -
     paddle.save(parts.model.state_dict(), str(staging / MODEL_FILE))
     if parts.arc_head is not None:
         paddle.save(parts.arc_head.state_dict(), str(staging / HEAD_FILE))
-    paddle.save(parts.optimizer.state_dict(), str(staging / OPTIMIZER_FILE))
+    optimizer_state = _rename_state(parts.optimizer.state_dict(), _parameter_names(parts))
+    paddle.save(optimizer_state, str(staging / OPTIMIZER_FILE))
     if parts.scaler is not None:
         paddle.save(parts.scaler.state_dict(), str(staging / SCALER_FILE))
     (staging / STATE_FILE).write_text(json.dumps(asdict(progress), indent=2) + "\n", encoding="utf-8")
@@ -71,7 +72,8 @@ def load_checkpoint(directory: Path, parts: TrainingParts) -> Progress:
     _load_layer(parts.model, directory / MODEL_FILE)
     if parts.arc_head is not None:
         _load_layer(parts.arc_head, directory / HEAD_FILE)
-    parts.optimizer.set_state_dict(paddle.load(str(directory / OPTIMIZER_FILE)))
+    portable = {value: key for key, value in _parameter_names(parts).items()}
+    parts.optimizer.set_state_dict(_rename_state(paddle.load(str(directory / OPTIMIZER_FILE)), portable))
     if parts.scaler is not None and (directory / SCALER_FILE).is_file():
         parts.scaler.load_state_dict(paddle.load(str(directory / SCALER_FILE)))
     return read_progress(directory)
@@ -95,3 +97,31 @@ def resolve_checkpoint(path: Path) -> Path:
     if not saved:
         raise FileNotFoundError(f"{path} is neither a checkpoint nor a run directory with checkpoints")
     return saved[-1]
+
+
+def _parameter_names(parts: TrainingParts) -> dict[str, str]:
+    """Paddle's generated parameter names (``conv2d_12.w_0``, numbered per process) → state-dict names.
+
+    The optimizer keys its buffers by generated names, which differ in a new process or for a second model;
+    checkpoints store the stable state-dict names instead.
+    """
+    layers = {"model.": parts.model, "arc_head.": parts.arc_head}
+    return {
+        parameter.name: prefix + name
+        for prefix, layer in layers.items()
+        if layer is not None
+        for name, parameter in layer.named_parameters()
+    }
+
+
+def _rename_state(state: dict[str, object], names: dict[str, str]) -> dict[str, object]:
+    """Rename ``<parameter>_<buffer>`` keys and the master-weight table; longest parameter name wins."""
+    ordered = sorted(names, key=len, reverse=True)
+    renamed: dict[str, object] = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and key == "master_weights":
+            renamed[key] = {names.get(name, name): weight for name, weight in value.items()}
+            continue
+        owner = next((name for name in ordered if key.startswith(name + "_")), None)
+        renamed[names[owner] + key[len(owner) :] if owner else key] = value
+    return renamed

@@ -1,0 +1,165 @@
+"""End-to-end recognition training on a generated 8-class dataset: loss, checkpoints, resume, export, CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.config import RuntimeSettings
+from service.inference.models import load_embedder
+from trainer.checkpoint import read_pdparams
+from trainer.config import load_config
+from trainer.models.recognition import build_recognition_model
+from trainer.train_recognition import RecognitionTrainer, TrainResult
+from trainer.training_state import MODEL_FILE, read_progress, resolve_checkpoint
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+CI_CONFIG = REPO / "trainer" / "configs" / "recognition_ci.yaml"
+COLOURS = ((230, 40, 40), (40, 200, 40), (40, 40, 230), (230, 230, 40))
+CLASSES, PER_CLASS, SIDE = 8, 6, 64
+
+
+def _draw(kind: int, colour: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    image = np.full((SIDE, SIDE, 3), 30, np.uint8) + rng.integers(0, 25, (SIDE, SIDE, 3), dtype=np.uint8)
+    cx, cy = (int(value) for value in 32 + rng.integers(-6, 7, size=2))
+    if kind == 0:
+        cv2.circle(image, (cx, cy), 16, colour, -1)
+    else:
+        cv2.rectangle(image, (cx - 14, cy - 14), (cx + 14, cy + 14), colour, -1)
+    return image
+
+
+def make_shapes_dataset(root: Path) -> Path:
+    """8 classes (4 colours x circle/square) x 6 jittered 64 px images, a train list and a query = gallery list."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    train, evaluation = [], []
+    for label in range(CLASSES):
+        for index in range(PER_CLASS):
+            name = f"images/class{label}_{index}.png"
+            cv2.imwrite(str(root / name), _draw(label % 2, COLOURS[label // 2], rng)[:, :, ::-1])
+            train.append(f"{name} {label}")
+            evaluation.append(f"{name}\t{label}\t{label}_{index}")
+    (root / "train.txt").write_text("\n".join(train) + "\n")
+    (root / "eval.txt").write_text("\n".join(evaluation) + "\n")
+    return root
+
+
+@dataclass
+class Run:
+    data: Path
+    output: Path
+    trainer: RecognitionTrainer
+    result: TrainResult
+
+
+def _config(data: Path, output: Path, *extra: str):  # noqa: ANN202 - the config type is obvious
+    return load_config(CI_CONFIG, [f"data.root={data}", f"output={output}", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    data = make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
+    output = tmp_path_factory.mktemp("run")
+    trainer = RecognitionTrainer(_config(data, output))
+    return Run(data, output, trainer, trainer.train())
+
+
+def test_loss_goes_down(trained: Run) -> None:
+    losses = trained.result.losses
+    assert len(losses) == 9  # 3 epochs x ceil(48 / 16) steps
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.2, losses
+
+
+def test_checkpoints_every_epoch_and_best_by_recall(trained: Run) -> None:
+    saved = sorted(path.name for path in (trained.output / "checkpoints").iterdir())
+    assert saved == ["epoch_0001", "epoch_0002", "epoch_0003"]
+    assert resolve_checkpoint(trained.output).name == "epoch_0003"
+    best = read_progress(trained.output / "best")
+    final = read_progress(trained.output / "checkpoints" / "epoch_0003")
+    assert best.best_recall1 == best.metrics["recall1"] >= final.metrics["recall1"]
+    assert final.best_recall1 == best.best_recall1 and final.best_epoch == best.epoch
+    assert set(final.metrics) == {"recall1", "recall5", "mAP"}
+
+
+def test_frozen_stages_do_not_move(trained: Run) -> None:
+    initial = build_recognition_model("efficientnet_lite0", 8, pretrained=True).state_dict()
+    trained_state = read_pdparams(trained.output / "checkpoints" / "epoch_0003" / MODEL_FILE)
+    # freeze_stages 4 = stem + the first three block groups (blocks 0-4), BN statistics included.
+    for name in ("backbone._conv_stem.weight", "backbone._bn0._mean", "backbone._blocks.4._bn2._variance"):
+        np.testing.assert_array_equal(trained_state[name], initial[name].numpy())
+    moved = (
+        trained_state["backbone._blocks.10._project_conv.weight"]
+        - initial["backbone._blocks.10._project_conv.weight"].numpy()
+    )
+    assert np.abs(moved).max() > 0
+
+
+def test_resume_replays_the_uninterrupted_run(trained: Run, tmp_path: Path) -> None:
+    resumed = RecognitionTrainer(_config(trained.data, tmp_path))
+    resumed.resume(trained.output / "checkpoints" / "epoch_0002")
+    assert resumed.progress.step == 6
+    result = resumed.train()
+    np.testing.assert_allclose(result.losses, trained.result.losses[6:], rtol=1e-5)
+    uninterrupted = read_pdparams(trained.output / "checkpoints" / "epoch_0003" / MODEL_FILE)
+    replayed = read_pdparams(tmp_path / "checkpoints" / "epoch_0003" / MODEL_FILE)
+    for name, value in uninterrupted.items():
+        np.testing.assert_allclose(replayed[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_export_loads_in_the_service(trained: Run) -> None:
+    embedder = load_embedder(trained.result.export_dir, RuntimeSettings(), max_batch_size=8)
+    assert (
+        embedder.manifest.provenance["metrics"]["recall1"] == read_progress(trained.output / "best").metrics["recall1"]
+    )
+    images = [
+        cv2.imread(str(trained.data / f"images/class{label}_{index}.png"))[:, :, ::-1]
+        for label in range(8)
+        for index in range(2)
+    ]
+    features = embedder.embed(images)
+    assert features.shape == (16, 512) and np.isfinite(features).all()
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+    cosine = features @ features.T
+    same = np.equal.outer(np.arange(16) // 2, np.arange(16) // 2) & ~np.eye(16, dtype=bool)
+    assert cosine[same].mean() > cosine[~same & ~np.eye(16, dtype=bool)].mean()
+
+
+def test_cli_trains_pplcnetv2_with_arc_margin_and_accumulation(tmp_path: Path) -> None:
+    data = make_shapes_dataset(tmp_path / "data")
+    overrides = [
+        f"data.root={data}",
+        f"output={tmp_path / 'run'}",
+        "data.eval_list=null",
+        "data.augment.image_size=32",
+        "model.arch=pplcnetv2_base",
+        "model.pretrained=false",
+        "model.head=arc_margin",
+        "optimizer.freeze_stages=0",
+        "batch_size=8",
+        "accumulate_steps=2",
+        "epochs=1",
+        "max_iterations=1",
+    ]
+    arguments = ["train", "rec", "--config", str(CI_CONFIG)]
+    for override in overrides:
+        arguments += ["--set", override]
+    outcome = CliRunner().invoke(app, arguments)
+    assert outcome.exit_code == 0, outcome.output
+    assert "trained 1 steps over 1 epochs" in outcome.output
+    assert (tmp_path / "run" / "best" / "arc_head.pdparams").is_file()
+    assert (tmp_path / "run" / "export" / "manifest.json").is_file()
+
+
+def test_cli_rejects_a_bad_override(tmp_path: Path) -> None:
+    outcome = CliRunner().invoke(app, ["train", "rec", "--config", str(CI_CONFIG), "--set", "batch_size=10"])
+    assert outcome.exit_code == 2
+    assert "multiple of images_per_id" in outcome.output
