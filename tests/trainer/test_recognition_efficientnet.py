@@ -10,11 +10,8 @@ import paddle
 import pytest
 import skimage.data
 
-from service.config import RuntimeSettings
-from service.inference.embedder import Embedder
-from service.inference.image import normalize, resize
 from service.inference.manifest import load_manifest
-from service.inference.runtime import PaddleModel
+from tests.trainer.recognition_helpers import predict, to_batch, unit_rows
 from trainer.export_recognition import export_imagenet_embedder
 from trainer.models import build_recognition_model
 from trainer.models.efficientnet_lite import EfficientNetLite0, imagenet_weights_path, load_imagenet_weights
@@ -58,10 +55,9 @@ def test_converted_classifier_puts_espresso_first_on_the_coffee_photo() -> None:
     classifier = EfficientNetLite0(num_classes=1000)
     load_imagenet_weights(classifier)
     classifier.eval()
-    preprocess = PREPROCESS["efficientnet_lite0"]
-    image = normalize(resize(skimage.data.coffee(), preprocess)[0], preprocess)
+    batch = to_batch([skimage.data.coffee()], PREPROCESS["efficientnet_lite0"])
     with paddle.no_grad():
-        probabilities = paddle.nn.functional.softmax(classifier(paddle.to_tensor(image[None]))).numpy()[0]
+        probabilities = paddle.nn.functional.softmax(classifier(paddle.to_tensor(batch))).numpy()[0]
     assert int(probabilities.argmax()) == ESPRESSO
     assert probabilities[ESPRESSO] > 0.8
 
@@ -91,20 +87,16 @@ def photos() -> list[np.ndarray]:
 def dynamic_graph_features(photos: list[np.ndarray]) -> np.ndarray:
     model = build_recognition_model("efficientnet_lite0", pretrained=True)
     model.eval()
-    preprocess = model.preprocess
-    batch = np.stack([normalize(resize(photo, preprocess)[0], preprocess) for photo in photos])
     with paddle.no_grad():
-        features = model.embed(paddle.to_tensor(batch)).numpy()
-    return features / np.linalg.norm(features, axis=1, keepdims=True)
+        return unit_rows(model.embed(paddle.to_tensor(to_batch(photos, model.preprocess))).numpy())
 
 
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
 def test_imagenet_embedder_runs_in_paddle_inference_like_the_dynamic_graph(
     imagenet_embedder_dir: Path, photos: list[np.ndarray], dynamic_graph_features: np.ndarray, onednn: bool
 ) -> None:
-    manifest = load_manifest(imagenet_embedder_dir)
-    embedder = Embedder(PaddleModel.load(imagenet_embedder_dir, RuntimeSettings(onednn=onednn)), manifest)
-    exported = embedder.embed(photos)
+    batch = to_batch(photos, load_manifest(imagenet_embedder_dir).preprocess)
+    exported = unit_rows(predict(imagenet_embedder_dir, batch, onednn=onednn))
     assert exported.shape == (3, 512)
     assert np.abs(exported - dynamic_graph_features).max() < 1e-4
     # ImageNet features already tell a cup from a cat: distinct photos are far from identical.

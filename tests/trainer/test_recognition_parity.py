@@ -16,11 +16,8 @@ import numpy as np
 import paddle
 import pytest
 
-from service.config import RuntimeSettings
-from service.inference.embedder import Embedder, l2_normalize
-from service.inference.image import normalize, resize
 from service.inference.manifest import load_manifest
-from service.inference.runtime import PaddleModel
+from tests.trainer.recognition_helpers import predict, to_batch, unit_rows
 from trainer.export_recognition import export_recognition
 from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
 
@@ -71,7 +68,7 @@ def rgb_images(parity_dir: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def expected(parity_dir: Path) -> np.ndarray:
-    return l2_normalize(np.load(parity_dir / "rec_features.npy"))
+    return unit_rows(np.load(parity_dir / "rec_features.npy"))
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +79,14 @@ def exported_dir(parity_model: RecognitionModel, tmp_path_factory: pytest.TempPa
 
 
 def assert_features_match(features: np.ndarray, expected: np.ndarray) -> None:
-    normalized = l2_normalize(features)
+    normalized = unit_rows(features)
     assert normalized.shape == expected.shape
     assert (normalized * expected).sum(axis=1).min() > MIN_COSINE
     assert np.abs(normalized - expected).max() < MAX_NORMALIZED_DIFFERENCE
 
 
 def model_input(model: RecognitionModel, images: list[np.ndarray]) -> paddle.Tensor:
-    preprocess = model.preprocess
-    return paddle.to_tensor(np.stack([normalize(resize(image, preprocess)[0], preprocess) for image in images]))
+    return paddle.to_tensor(to_batch(images, model.preprocess))
 
 
 def test_state_dict_names_and_shapes_equal_paddleclas(reference_shapes: dict[str, tuple[int, ...]]) -> None:
@@ -120,13 +116,11 @@ def test_dropout_before_the_neck_scales_by_0_8_in_eval(parity_model: Recognition
 def test_exported_model_matches_reference_in_paddle_inference(
     exported_dir: Path, rgb_images: list[np.ndarray], expected: np.ndarray, onednn: bool
 ) -> None:
-    manifest = load_manifest(exported_dir)
-    runtime = PaddleModel.load(exported_dir, RuntimeSettings(cpu_threads=2, onednn=onednn))
-    assert runtime.input_names == ("x",)
-    embedder = Embedder(runtime, manifest)
-    # One call with the whole batch and single images: the batch dimension is dynamic.
-    assert_features_match(embedder.embed(rgb_images), expected)
-    single = np.concatenate([embedder.embed([image]) for image in rgb_images])
+    # Preprocessing comes from the exported manifest, as in the service.
+    batch = to_batch(rgb_images, load_manifest(exported_dir).preprocess)
+    assert_features_match(predict(exported_dir, batch, onednn=onednn), expected)
+    # The batch dimension is dynamic: single images give the same features.
+    single = np.concatenate([predict(exported_dir, batch[index : index + 1], onednn=onednn) for index in range(3)])
     assert_features_match(single, expected)
 
 
