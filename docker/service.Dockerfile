@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The service image, on CPU or on an NVIDIA GPU with TensorRT; with EXTRAS=trainer, the trainer image.
 #
 #   docker build -f docker/service.Dockerfile -t shitu:cpu .
