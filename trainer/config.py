@@ -118,14 +118,17 @@ class TrainRecognitionConfig(_Section):
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> TrainRecognitionConfig:
-    """Read YAML, apply ``section.key=value`` overrides (values parsed as YAML), validate."""
+    """Read YAML, apply ``section.key=value`` overrides (values parsed as YAML), validate.
+
+    A relative ``data.root`` in the file is relative to the file; one given as an override, to the working directory.
+    """
     path = Path(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the config must be a mapping")
+    _resolve_relative_paths(raw, path.parent)
     for override in overrides or []:
         apply_override(raw, override)
-    _resolve_relative_paths(raw, path.parent)
     return TrainRecognitionConfig.model_validate(raw)
 
 
