@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,13 +105,54 @@ def test_writes_during_a_rebuild_are_replayed(hnsw_settings: GallerySettings, mo
         assert gallery.check()
 
 
-def test_reopened_hnsw_gallery_has_no_masked_vectors(hnsw_settings: GallerySettings) -> None:
+def test_reopen_loads_the_snapshot_and_masks_deletions(hnsw_settings: GallerySettings) -> None:
     vectors = unit_vectors(20, seed=43)
     with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         image_ids: list[str | None] = list(_fill(gallery, vectors))
         gallery.delete_item("item-3")
         image_ids[3] = None
 
+    assert (hnsw_settings.path / "index.hnsw").is_file()
     with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
-        assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (19, 0)
+        assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (20, 1)
+        _assert_finds_each_live_image(gallery, vectors, image_ids)
+        assert gallery.check()
+
+
+def test_a_stale_snapshot_is_reconciled_with_the_store(hnsw_settings: GallerySettings) -> None:
+    vectors = unit_vectors(24, seed=44)
+    with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        image_ids: list[str | None] = list(_fill(gallery, vectors[:20]))
+    old_snapshot = (hnsw_settings.path / "index.hnsw").read_bytes()
+    with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        for number in range(20, 24):
+            image_ids.append(add(gallery, "new", vectors[number], number, item_id=f"item-{number}").image.image_id)
+        for number in (1, 2, 21):
+            gallery.delete_item(f"item-{number}")
+            image_ids[number] = None
+    # as after a crash: the snapshot on disk predates the last writes
+    (hnsw_settings.path / "index.hnsw").write_bytes(old_snapshot)
+
+    with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (23, 2)
+        _assert_finds_each_live_image(gallery, vectors, image_ids)
+        assert gallery.check()
+
+
+@pytest.mark.parametrize("kind", ["foreign", "corrupt"])
+def test_a_foreign_or_corrupt_snapshot_is_rebuilt(hnsw_settings: GallerySettings, tmp_path: Path, kind: str) -> None:
+    other = hnsw_settings.model_copy(update={"path": tmp_path / "other"})
+    with Gallery.open(other, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        _fill(gallery, unit_vectors(5, seed=45))
+    vectors = unit_vectors(10, seed=46)
+    with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        image_ids: list[str | None] = list(_fill(gallery, vectors))
+    snapshot = hnsw_settings.path / "index.hnsw"
+    if kind == "foreign":
+        snapshot.write_bytes((other.path / "index.hnsw").read_bytes())
+    else:
+        snapshot.write_bytes(snapshot.read_bytes()[:200])
+
+    with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (10, 0)
         _assert_finds_each_live_image(gallery, vectors, image_ids)

@@ -99,3 +99,17 @@ def test_unusable_embedder_output_changes_nothing(
 def test_reembed_needs_an_existing_gallery(settings: GallerySettings) -> None:
     with pytest.raises(GalleryError, match="no gallery"):
         reembed_gallery(settings, embedding_dim=NEW_DIM, model_id=NEW_MODEL, embed=embed_all)
+
+
+def test_reembed_removes_the_hnsw_snapshot(settings: GallerySettings) -> None:
+    hnsw = settings.model_copy(update={"index": "hnsw"})
+    with Gallery.open(hnsw, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        add(gallery, "x", unit_vectors(1, seed=81)[0], 0)
+    assert (settings.path / "index.hnsw").is_file()
+
+    reembed_gallery(hnsw, embedding_dim=NEW_DIM, model_id=NEW_MODEL, embed=embed_all)
+
+    assert not (settings.path / "index.hnsw").exists()
+    with Gallery.open(hnsw, embedding_dim=NEW_DIM, model_id=NEW_MODEL) as gallery:
+        [[best]] = gallery.search(content_embedding(image_bytes(0), None)[None], top_k=1)
+        assert best.score == pytest.approx(1.0, abs=1e-5)
