@@ -1,0 +1,106 @@
+"""Training throughput of the recognition model on this machine (images/s), with and without frozen stages.
+
+For PPLCNetV2_base (PP-ShiTuV2) and EfficientNet-Lite0, times full training steps as ``shitu train rec`` runs
+them: forward, CE (FC head) + TripletAngularMargin loss, backward and the momentum update, on PK batches of
+random pixels (speed does not depend on the values). Also times the data side alone (decode-free
+augmentation of one 256x256 image to the training size), which runs on the same cores. Prints a
+markdown table and writes JSON to bench/results/.
+
+    python bench/training_throughput.py --threads 2 --size 224 --batch 16 --steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+from trainer.config import AugmentConfig, LossConfig, OptimizerConfig
+from trainer.data.augment import TrainAugment
+from trainer.losses import RecognitionLoss
+from trainer.models.recognition import build_recognition_model
+from trainer.schedule import WarmupCosine, backbone_stages, build_optimizer, freeze_stages, set_training_mode
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ARCHITECTURES = ("pplcnetv2_base", "efficientnet_lite0")
+CLASSES = 1000
+
+
+def step_seconds(arch: str, frozen_stages: int, size: int, batch: int, steps: int) -> list[float]:
+    paddle.seed(0)
+    model = build_recognition_model(arch, CLASSES)
+    frozen = freeze_stages(backbone_stages(model.backbone), frozen_stages)
+    set_training_mode(model, frozen)
+    optimizer = build_optimizer(model.parameters(), WarmupCosine(0.01, 0, 100), OptimizerConfig())
+    loss = RecognitionLoss(LossConfig())
+    images = paddle.randn([batch, 3, size, size])
+    labels = paddle.to_tensor(np.repeat(np.arange(batch // 4), 4))
+    timings = []
+    for _ in range(steps + 1):  # the first step allocates and is not counted
+        started = time.perf_counter()
+        outputs = model(images)
+        loss(outputs["features"], outputs["logits"], labels)["total"].backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        timings.append(time.perf_counter() - started)
+    return timings[1:]
+
+
+def augment_seconds(size: int, count: int) -> float:
+    augment = TrainAugment(AugmentConfig(image_size=size), build_recognition_model("pplcnetv2_base").preprocess)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    started = time.perf_counter()
+    for _ in range(count):
+        augment(pixels, rng)
+    return (time.perf_counter() - started) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="CPU math threads")
+    parser.add_argument("--size", type=int, default=224, help="square training input side")
+    parser.add_argument("--batch", type=int, default=16, help="images per step (a multiple of 4)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per case")
+    parser.add_argument("--frozen", type=int, nargs="+", default=[0, 3], help="frozen leading stages per case")
+    args = parser.parse_args()
+    paddle.set_device("cpu")
+    paddle.base.core.set_num_threads(args.threads)  # the CPU math-library threads of dygraph kernels
+    rows = []
+    for arch in ARCHITECTURES:
+        for frozen in args.frozen:
+            seconds = statistics.median(step_seconds(arch, frozen, args.size, args.batch, args.steps))
+            rows.append(
+                {"arch": arch, "frozen_stages": frozen, "step_s": seconds, "images_per_s": args.batch / seconds}
+            )
+            print(f"| {arch} | {frozen} | {seconds:.2f} | {args.batch / seconds:.1f} |", flush=True)
+    augment = augment_seconds(args.size, 50)
+    print(f"augmentation: {1 / augment:.0f} images/s on one core")
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "load_average_1min": os.getloadavg()[0],  # other work on the cores skews the numbers
+        "size": args.size,
+        "batch": args.batch,
+        "paddle": paddle.__version__,
+        "rows": rows,
+        "augment_images_per_s": 1 / augment,
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"training_throughput_{args.size}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
