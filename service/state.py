@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 from service.config import Settings
 from service.errors import Overloaded, RequestTimeout
-from service.gallery import Gallery
+from service.gallery import Gallery, read_list_file
+from service.importing import import_entries
 from service.inference.models import WorkerPool, load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
 
@@ -64,15 +66,20 @@ def open_state(settings: Settings) -> ServiceState:
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     embedder = recognizer.embedder
     gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    defaults = recognizer.default_options(settings.pipeline)
+    if settings.gallery.demo is not None and gallery.stats().images == 0:
+        _import_demo(settings.gallery.demo, recognizer, gallery, settings, defaults)
     pool = WorkerPool(recognizer, settings.limits.inference_workers, warmup=settings.runtime.warmup)
     pool.prepare(settings.limits.inference_workers)
-    return ServiceState(
-        settings=settings,
-        recognizer=recognizer,
-        pool=pool,
-        gallery=gallery,
-        defaults=recognizer.default_options(settings.pipeline),
-    )
+    return ServiceState(settings=settings, recognizer=recognizer, pool=pool, gallery=gallery, defaults=defaults)
+
+
+def _import_demo(list_file: Path, recognizer: Recognizer, gallery: Gallery, settings: Settings,
+                 defaults: RecognizeOptions) -> None:
+    entries = read_list_file(list_file, list_file.parent)
+    report = import_entries(recognizer, gallery, entries, limits=settings.limits, options=defaults,
+                            detect=settings.gallery.detect_on_enroll)
+    logger.info("demo gallery %s: %d images added, %d failed", list_file, report.added, len(report.failed))
 
 
 def close_state(state: ServiceState) -> None:
