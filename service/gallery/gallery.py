@@ -16,17 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
-from service.gallery.files import ImageFiles, file_name_for, sha256_hex
-from service.gallery.opening import GalleryLock, open_parts, read_embedding_space
+from service.gallery.files import file_name_for, sha256_hex
+from service.gallery.opening import GalleryParts, open_parts, read_embedding_space
 from service.gallery.rebuild import IndexRebuilder
-from service.gallery.search import SearchIndex
-from service.gallery.store import GalleryStore
 from service.gallery.types import Box, Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
 from service.gallery.validation import NewImage
 
@@ -42,37 +41,33 @@ def new_id() -> str:
 class Gallery:
     """Thread-safe; open it with :meth:`open`, which also takes an exclusive lock on the directory."""
 
-    def __init__(
-        self,
-        settings: GallerySettings,
-        store: GalleryStore,
-        files: ImageFiles,
-        search_index: SearchIndex,
-        lock: GalleryLock,
-        *,
-        embedding_dim: int,
-        model_id: str,
-    ) -> None:
+    def __init__(self, settings: GallerySettings, parts: GalleryParts, *, embedding_dim: int, model_id: str) -> None:
         self.settings = settings
         self.embedding_dim = embedding_dim
         self.model_id = model_id
-        self._store = store
-        self._files = files
-        self._search = search_index
-        self._lock = lock
+        self._store = parts.store
+        self._files = parts.files
+        self._search = parts.search_index
+        self._lock = parts.lock
+        self._snapshots = parts.snapshots
+        self._snapshot_mutations = 0
         self._write_lock = threading.Lock()
-        self._rebuilder = IndexRebuilder(settings, store, search_index, self._write_lock)
+        self._rebuilder = IndexRebuilder(settings, self._store, self._search, self._write_lock)
         self._closed = False
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> Gallery:
         """Creates the directory and database if missing, rebuilds the index from the store and verifies it."""
-        store, files, search_index, lock = open_parts(settings, embedding_dim, model_id)
-        gallery = cls(settings, store, files, search_index, lock, embedding_dim=embedding_dim, model_id=model_id)
+        settings = GallerySettings.model_validate(settings.model_dump())  # model_copy(update=...) skips validation
+        faiss.omp_set_num_threads(settings.search_threads)
+        parts = open_parts(settings, embedding_dim, model_id)
+        gallery = cls(settings, parts, embedding_dim=embedding_dim, model_id=model_id)
         if not gallery.check():
             gallery.close()
             raise GalleryError(f"the rebuilt index does not match the store in {settings.path}")
-        items, images = store.counts()
+        with gallery._write_lock:
+            gallery._rebuilder.maybe_start()  # a reloaded snapshot may carry many masked deletions
+        items, images = parts.store.counts()
         logger.info("gallery %s: %d items, %d images, %s index", settings.path, items, images, settings.index.value)
         return gallery
 
@@ -316,6 +311,9 @@ class Gallery:
                 return
             self._closed = True
         self._rebuilder.stop()
+        if self._snapshots is not None and self._search.mutations != self._snapshot_mutations:
+            with self._search.lock.reading():
+                self._snapshots.write(self._search.index)
         self._store.close()
         self._lock.release()
 

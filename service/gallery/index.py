@@ -30,16 +30,19 @@ class IndexParameters:
 
 
 class VectorIndex:
-    def __init__(self, parameters: IndexParameters) -> None:
+    def __init__(self, parameters: IndexParameters, loaded: faiss.IndexIDMap2 | None = None) -> None:
         self.parameters = parameters
-        if parameters.kind is IndexKind.hnsw:
-            graph = faiss.IndexHNSWFlat(parameters.dim, parameters.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            graph.hnsw.efConstruction = parameters.hnsw_ef_construction
-            graph.hnsw.efSearch = parameters.hnsw_ef_search
+        if loaded is not None:
+            self._index = loaded  # deserialised indexes own their inner index
         else:
-            graph = faiss.IndexFlatIP(parameters.dim)
-        self._inner = graph  # IndexIDMap2 does not own its inner index from Python: keep it alive
-        self._index = faiss.IndexIDMap2(graph)
+            if parameters.kind is IndexKind.hnsw:
+                graph = faiss.IndexHNSWFlat(parameters.dim, parameters.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+                graph.hnsw.efConstruction = parameters.hnsw_ef_construction
+                graph.hnsw.efSearch = parameters.hnsw_ef_search
+            else:
+                graph = faiss.IndexFlatIP(parameters.dim)
+            self._inner = graph  # IndexIDMap2 does not own an inner index built from Python: keep it alive
+            self._index = faiss.IndexIDMap2(graph)
         self._masked: set[int] = set()
         self._selector: faiss.IDSelector | None = None
         self._selector_parts: tuple[object, ...] = ()
@@ -49,6 +52,17 @@ class VectorIndex:
         index = cls(parameters)
         index.add(ids, vectors)
         return index
+
+    @classmethod
+    def deserialize(cls, parameters: IndexParameters, data: NDArray[np.uint8]) -> VectorIndex:
+        loaded = faiss.deserialize_index(data)
+        if not isinstance(loaded, faiss.IndexIDMap2) or loaded.d != parameters.dim:
+            raise ValueError("the serialised index is not an IndexIDMap2 of the expected dimension")
+        return cls(parameters, loaded)
+
+    def serialize(self) -> NDArray[np.uint8]:
+        """The graph with its masked vectors; the masks themselves are recomputed from the store on load."""
+        return faiss.serialize_index(self._index)
 
     @property
     def size(self) -> int:

@@ -8,11 +8,12 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.errors import GalleryError
 from service.gallery.files import ImageFiles
 from service.gallery.index import IndexParameters, VectorIndex
 from service.gallery.search import SearchIndex
+from service.gallery.snapshot import Snapshots, reconcile
 from service.gallery.store import GalleryStore
 
 LOCK_FILE = "gallery.lock"
@@ -68,9 +69,16 @@ def check_embedding_space(store: GalleryStore, directory: Path, embedding_dim: i
         store.set_meta(connection, "model_id", model_id)
 
 
-def build_search_index(store: GalleryStore, parameters: IndexParameters) -> SearchIndex:
+def build_search_index(store: GalleryStore, parameters: IndexParameters, snapshots: Snapshots | None) -> SearchIndex:
+    """The index of every stored row: from the HNSW snapshot reconciled with the store, else built afresh."""
     ids, vectors, references = store.index_rows(parameters.dim)
-    index = VectorIndex.build(parameters, ids, vectors)
+    index = snapshots.read() if snapshots is not None else None
+    if index is not None:
+        reconcile(index, ids, vectors)
+    else:
+        index = VectorIndex.build(parameters, ids, vectors)
+        if snapshots is not None and len(ids):
+            snapshots.write(index)
     rows = dict(zip(ids.tolist(), references, strict=True))
     return SearchIndex(index, rows, store.labels())
 
@@ -85,10 +93,17 @@ def open_store(directory: Path) -> tuple[GalleryStore, GalleryLock]:
         raise GalleryError(f"cannot open the gallery database in {directory}: {error}") from error
 
 
-def open_parts(
-    settings: GallerySettings, embedding_dim: int, model_id: str
-) -> tuple[GalleryStore, ImageFiles, SearchIndex, GalleryLock]:
-    """Locks the directory, opens (or creates) the store, sweeps crash leftovers and rebuilds the index."""
+@dataclass
+class GalleryParts:
+    store: GalleryStore
+    files: ImageFiles
+    search_index: SearchIndex
+    lock: GalleryLock
+    snapshots: Snapshots | None
+
+
+def open_parts(settings: GallerySettings, embedding_dim: int, model_id: str) -> GalleryParts:
+    """Locks the directory, opens (or creates) the store, sweeps crash leftovers and loads the index."""
     if not isinstance(embedding_dim, int) or embedding_dim < 1:
         raise GalleryError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
     if not isinstance(model_id, str) or not model_id:
@@ -99,12 +114,16 @@ def open_parts(
         check_embedding_space(store, settings.path, embedding_dim, model_id)
         files = ImageFiles(settings.path / IMAGES_DIRECTORY)
         files.sweep(store.file_names())
-        search_index = build_search_index(store, IndexParameters.from_settings(settings, embedding_dim))
+        parameters = IndexParameters.from_settings(settings, embedding_dim)
+        snapshots = None
+        if parameters.kind is IndexKind.hnsw:
+            snapshots = Snapshots(settings.path, parameters, store.get_meta("gallery_id") or "", model_id)
+        search_index = build_search_index(store, parameters, snapshots)
     except BaseException:
         store.close()
         lock.release()
         raise
-    return store, files, search_index, lock
+    return GalleryParts(store, files, search_index, lock, snapshots)
 
 
 def read_embedding_space(directory: Path) -> tuple[int, str]:

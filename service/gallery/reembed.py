@@ -19,6 +19,7 @@ from service.config import GallerySettings
 from service.errors import GalleryError, InvalidRequest
 from service.gallery.files import ImageFiles
 from service.gallery.opening import DATABASE_FILE, IMAGES_DIRECTORY, open_store
+from service.gallery.snapshot import remove_snapshot
 from service.gallery.types import Box
 from service.gallery.validation import check_embedding
 
@@ -48,6 +49,8 @@ def reembed_gallery(
     try:
         files = ImageFiles(settings.path / IMAGES_DIRECTORY)
         rows = store.rows_to_reembed(model_id, embedding_dim)
+        if rows:
+            remove_snapshot(settings.path)
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             vectors = _embed_batch(embed, files, batch, embedding_dim)

@@ -25,6 +25,7 @@ class SearchIndex:
         self._rows = rows  # faiss id -> (image_id, item_id)
         self._labels = labels  # item_id -> label
         self.lock = ReadWriteLock()
+        self.mutations = 0  # tells whether the index changed since a snapshot was written
 
     @property
     def index(self) -> VectorIndex:
@@ -70,6 +71,7 @@ class SearchIndex:
     def add(self, row_id: int, image_id: str, item_id: str, label: str, vector: NDArray[np.float32]) -> None:
         with self.lock.writing():
             self._index.add(np.array([row_id], dtype=np.int64), vector.reshape(1, -1))
+            self.mutations += 1
             self._rows[row_id] = (image_id, item_id)
             self._labels[item_id] = label
 
@@ -77,6 +79,7 @@ class SearchIndex:
         row_ids = list(row_ids)
         with self.lock.writing():
             self._index.remove(row_ids)
+            self.mutations += 1
             for row_id in row_ids:
                 self._rows.pop(row_id, None)
             if dropped_item is not None:
@@ -89,6 +92,7 @@ class SearchIndex:
     def replace_index(self, index: VectorIndex) -> None:
         with self.lock.writing():
             self._index = index
+            self.mutations += 1
 
     def live_ids(self) -> NDArray[np.int64]:
         with self.lock.reading():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.gallery import Gallery
 
 from .conftest import DIM, MODEL_ID, add, unit_vectors
@@ -27,8 +27,8 @@ def vector_for(number: int) -> NDArray[np.float32]:
     return unit_vectors(1, seed=1000 + number)[0]
 
 
-def main(path: Path) -> None:
-    gallery = Gallery.open(GallerySettings(path=path), embedding_dim=DIM, model_id=MODEL_ID)
+def main(path: Path, kind: str) -> None:
+    gallery = Gallery.open(GallerySettings(path=path, index=IndexKind(kind)), embedding_dim=DIM, model_id=MODEL_ID)
     numbers = itertools.count()
     output_lock = threading.Lock()
 
@@ -48,4 +48,4 @@ def main(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.gallery import Gallery
 
 from .conftest import DIM, MODEL_ID
@@ -18,9 +18,11 @@ REPO = Path(__file__).resolve().parents[3]
 ACKNOWLEDGED_BEFORE_KILL = 40
 
 
-def test_acknowledged_images_survive_sigkill(settings: GallerySettings) -> None:
+@pytest.mark.parametrize("kind", [IndexKind.flat, IndexKind.hnsw])
+def test_acknowledged_images_survive_sigkill(settings: GallerySettings, kind: IndexKind) -> None:
+    settings = settings.model_copy(update={"index": kind})
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.service.gallery.crash_writer", str(settings.path)],
+        [sys.executable, "-m", "tests.service.gallery.crash_writer", str(settings.path), kind.value],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.errors import GalleryError
 from service.gallery import Gallery, reembed_gallery
 from service.gallery.types import Box
@@ -102,7 +102,7 @@ def test_reembed_needs_an_existing_gallery(settings: GallerySettings) -> None:
 
 
 def test_reembed_removes_the_hnsw_snapshot(settings: GallerySettings) -> None:
-    hnsw = settings.model_copy(update={"index": "hnsw"})
+    hnsw = settings.model_copy(update={"index": IndexKind.hnsw})
     with Gallery.open(hnsw, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         add(gallery, "x", unit_vectors(1, seed=81)[0], 0)
     assert (settings.path / "index.hnsw").is_file()
