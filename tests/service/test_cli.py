@@ -1,0 +1,43 @@
+"""``shitu gallery import/export`` with PaddleClas list files, on real models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from tests.service.images import cat, coffee, encode, rocket
+
+
+@pytest.fixture
+def environment(model_store_dir: Path, tmp_path: Path) -> dict[str, str]:
+    return {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_GALLERY__PATH": str(tmp_path / "gallery"),
+            "SHITU_RUNTIME__CPU_THREADS": "1"}
+
+
+def test_import_twice_then_export_round_trips_labels(environment: dict[str, str], tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    (photos / "drinks").mkdir(parents=True)
+    lines = []
+    for name, photo, label in (("a.jpg", coffee(), "乐虎 coffee"), ("b.jpg", cat(), "cat food"),
+                               ("c.jpg", rocket(), "cat food")):
+        (photos / "drinks" / name).write_bytes(encode(photo))
+        lines.append(f"drinks/{name}\t{label}")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    list_file = photos / "gallery_list.txt"
+    list_file.write_text("\n".join([*lines, "broken.jpg\tbroken"]) + "\n", encoding="utf-8")
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["gallery", "import", str(list_file), "--no-detect"], env=environment)
+    second = runner.invoke(app, ["gallery", "import", str(list_file), "--no-detect"], env=environment)
+    exported = runner.invoke(app, ["gallery", "export", str(tmp_path / "out")], env=environment)
+
+    assert first.exit_code == 1 and "added 3, unchanged 0, failed 1" in first.output
+    assert "broken.jpg" in first.output
+    assert "added 0, unchanged 3, failed 1" in second.output
+    assert exported.exit_code == 0, exported.output
+    rows = (tmp_path / "out" / "gallery_list.txt").read_text(encoding="utf-8").splitlines()
+    assert sorted(row.split("\t")[1] for row in rows) == ["cat food", "cat food", "乐虎 coffee"]
+    assert all((tmp_path / "out" / row.split("\t")[0]).is_file() for row in rows)
