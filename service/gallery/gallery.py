@@ -38,6 +38,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def id_fingerprint(ids: NDArray[np.int64]) -> tuple[int, int, int, int]:
+    if not len(ids):
+        return (0, 0, 0, 0)
+    return (len(ids), int(ids.sum()), int(ids.min()), int(ids.max()))
+
+
 class Gallery:
     """Thread-safe; open it with :meth:`open`, which also takes an exclusive lock on the directory."""
 
@@ -62,7 +68,7 @@ class Gallery:
         faiss.omp_set_num_threads(settings.search_threads)
         parts = open_parts(settings, embedding_dim, model_id)
         gallery = cls(settings, parts, embedding_dim=embedding_dim, model_id=model_id)
-        if not gallery.check():
+        if not gallery.check(thorough=True):
             gallery.close()
             raise GalleryError(f"the rebuilt index does not match the store in {settings.path}")
         with gallery._write_lock:
@@ -295,15 +301,23 @@ class Gallery:
             rebuilding=self._rebuilder.running,
         )
 
-    def check(self) -> bool:
-        """True when the index holds exactly the stored images (ids and vector count)."""
+    def check(self, *, thorough: bool = False) -> bool:
+        """True when the index holds exactly the stored images.
+
+        The default compares count, sum, min and max of the ids in the store, the index and the id map:
+        cheap enough for a readiness probe on a large gallery. ``thorough`` compares the id sets
+        themselves (done at start).
+        """
         self._ensure_open()
         with self._write_lock:
-            stored = np.sort(self._store.row_ids(self._store.writer))
-            indexed = np.sort(self._search.live_ids())
-            mapped = self._search.row_ids()
-            live_vectors = self._search.index.size - self._search.index.masked
-        return np.array_equal(stored, indexed) and mapped == set(stored.tolist()) and live_vectors == len(stored)
+            if thorough:
+                stored = np.sort(self._store.row_ids(self._store.writer))
+                indexed = np.sort(self._search.live_ids())
+                return np.array_equal(stored, indexed) and self._search.row_ids() == set(stored.tolist())
+            stored_fingerprint = self._store.row_id_fingerprint(self._store.writer)
+            indexed = self._search.live_ids()
+            mapped = np.fromiter(self._search.row_ids(), dtype=np.int64)
+        return stored_fingerprint == id_fingerprint(indexed) == id_fingerprint(mapped)
 
     def close(self) -> None:
         with self._write_lock:

@@ -236,6 +236,13 @@ class GalleryStore:
         rows = connection.execute("SELECT row_id FROM images").fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
+    def row_id_fingerprint(self, connection: sqlite3.Connection) -> tuple[int, int, int, int]:
+        """(count, sum, min, max) of the row ids, computed inside SQLite."""
+        row = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(row_id), 0), COALESCE(MIN(row_id), 0), COALESCE(MAX(row_id), 0) FROM images"
+        ).fetchone()
+        return (row[0], row[1], row[2], row[3])
+
     def vectors_for(self, connection: sqlite3.Connection, row_ids: list[int], dim: int) -> NDArray[np.float32]:
         blobs = [
             connection.execute("SELECT embedding FROM images WHERE row_id = ?", (row_id,)).fetchone()[0]

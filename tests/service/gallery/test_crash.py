@@ -46,7 +46,7 @@ def test_acknowledged_images_survive_sigkill(settings: GallerySettings, kind: In
     acknowledged = dict(line.split() for line in lines if line.endswith("\n"))
 
     with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
-        assert gallery.check()
+        assert gallery.check(thorough=True) and gallery.check()
         assert gallery.stats().images >= len(acknowledged)
         for image_id, number in acknowledged.items():
             image = gallery.get_image(image_id)

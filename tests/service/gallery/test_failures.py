@@ -75,3 +75,16 @@ def test_gallery_core_imports_neither_web_framework_nor_paddle() -> None:
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
 
     assert completed.returncode == 0, completed.stderr
+
+
+def test_check_detects_a_store_changed_behind_the_gallery(gallery: Gallery, settings: GallerySettings) -> None:
+    vectors = unit_vectors(3, seed=72)
+    for number in range(3):
+        add(gallery, "x", vectors[number], number, item_id="x")
+    assert gallery.check() and gallery.check(thorough=True)
+
+    with sqlite3.connect(settings.path / "gallery.db") as outside:
+        outside.execute("DELETE FROM images WHERE row_id = (SELECT MAX(row_id) FROM images)")
+
+    assert not gallery.check()
+    assert not gallery.check(thorough=True)
