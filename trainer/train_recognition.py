@@ -18,14 +18,14 @@ import numpy as np
 import paddle
 
 from trainer.config import TrainRecognitionConfig
-from trainer.data.augment import EvalTransform, TrainAugment
+from trainer.data.augment import TrainAugment
 from trainer.data.dataset import BatchLoader, RecognitionDataset
-from trainer.data.labels import LabelEntry, class_index, read_label_list
+from trainer.data.labels import class_index, read_label_list
 from trainer.data.sampler import PKSampler
 from trainer.export_recognition import export_recognition
 from trainer.losses import ArcMarginHead, RecognitionLoss
-from trainer.metrics import retrieval_metrics
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
+from trainer.recognition_evaluation import build_evaluation, evaluate
 from trainer.schedule import (
     WarmupCosine,
     backbone_stages,
@@ -45,7 +45,6 @@ from trainer.training_state import (
 
 logger = logging.getLogger(__name__)
 
-EVAL_BATCH = 64
 StepCallback = Callable[[int, int, int], None]  # (epoch from 1, step within the epoch from 1, steps per epoch)
 
 
@@ -75,7 +74,7 @@ class RecognitionTrainer:
         self.arc_head = self._arc_head()
         self.train_set = RecognitionDataset(entries, TrainAugment(data.augment, self.model.preprocess))
         self.train_loader = BatchLoader(self.train_set, data.num_workers)
-        self.evaluation = self._evaluation_sets()
+        self.evaluation = build_evaluation(data, self.model.preprocess)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_set) / config.global_batch))
         self.frozen = self._configure_stages()
         self.scheduler = WarmupCosine(
@@ -101,21 +100,6 @@ class RecognitionTrainer:
             self.model.embedding_dim, len(self.classes), model_config.arc_scale, model_config.arc_margin
         )
 
-    def _evaluation_sets(self) -> tuple[RecognitionDataset, RecognitionDataset] | None:
-        data = self.config.data
-        transform = EvalTransform(data.augment, self.model.preprocess)
-        if data.eval_list is not None:
-            entries = read_label_list(data.root / data.eval_list, data.root)
-            if any(entry.unique_id is None for entry in entries):
-                raise ValueError(f"{data.eval_list}: query = gallery needs a unique id in column 3 of every line")
-            shared = RecognitionDataset(entries, transform)
-            return shared, shared
-        if data.query_list is None or data.gallery_list is None:
-            return None
-        gallery = RecognitionDataset(read_label_list(data.root / data.gallery_list, data.root), transform)
-        query_entries = read_label_list(data.root / data.query_list, data.root)
-        return RecognitionDataset(query_entries, transform, _extend(gallery.class_ids, query_entries)), gallery
-
     def _configure_stages(self) -> list[paddle.nn.Layer]:
         optimizer = self.config.optimizer
         stages = backbone_stages(self.model.backbone)
@@ -136,7 +120,7 @@ class RecognitionTrainer:
         while self.progress.epoch < config.epochs and not self._step_limit_reached():
             result.losses.extend(self._train_epoch(on_step))
             self.progress.epoch += 1
-            self._after_epoch(result)
+            self._after_epoch()
         result.best_checkpoint = self.config.output / "best"
         if not (result.best_checkpoint / MODEL_FILE).is_file():
             self._save_best()
@@ -214,7 +198,7 @@ class RecognitionTrainer:
             images_per_second,
         )
 
-    def _after_epoch(self, result: TrainResult) -> None:
+    def _after_epoch(self) -> None:
         config, epoch = self.config, self.progress.epoch
         last = epoch == config.epochs or self._step_limit_reached()
         if self.evaluation is not None and (epoch % config.eval_interval == 0 or last):
@@ -241,27 +225,9 @@ class RecognitionTrainer:
         """recall@1, recall@5 and mAP of the current weights on the evaluation split."""
         if self.evaluation is None:
             raise RuntimeError("no evaluation list is configured (data.eval_list or data.query_list)")
-        query_set, gallery_set = self.evaluation
-        gallery = self._embed(gallery_set)
-        query = gallery if query_set is gallery_set else self._embed(query_set)
-        ids = None
-        if query_set is gallery_set:
-            ids = [query_set.entries[index].unique_id or "" for index in gallery[2]]
-        metrics = retrieval_metrics(query[0], query[1], gallery[0], gallery[1], query_ids=ids, gallery_ids=ids)
+        metrics = evaluate(self.model, self.evaluation, self.config.data.num_workers)
         set_training_mode(self.model, self.frozen)
-        return metrics.as_dict()
-
-    def _embed(self, dataset: RecognitionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self.model.eval()
-        loader = BatchLoader(dataset, self.config.data.num_workers)
-        features, labels, indices = [], [], []
-        with paddle.no_grad():
-            for batch in loader.evaluation_batches(EVAL_BATCH):
-                features.append(self.model.embed(paddle.to_tensor(batch.images)).numpy())
-                labels.append(batch.labels)
-                indices.append(batch.indices)
-        loader.close()
-        return np.concatenate(features), np.concatenate(labels), np.concatenate(indices)
+        return metrics
 
     def export(self, best: Path) -> Path:
         """The best weights, without the training head, through the recognition export."""
@@ -282,14 +248,6 @@ class RecognitionTrainer:
             model, out_dir, name=self.config.export_name, version=self.config.export_version, provenance=provenance
         )
         return out_dir
-
-
-def _extend(class_ids: dict[str, int], entries: list[LabelEntry]) -> dict[str, int]:
-    # Query labels absent from the gallery get their own ids: those queries simply have no positive.
-    extended = dict(class_ids)
-    for entry in entries:
-        extended.setdefault(entry.label, len(extended))
-    return extended
 
 
 def _format(metrics: dict[str, float]) -> str:

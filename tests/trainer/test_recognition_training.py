@@ -16,6 +16,7 @@ from service.inference.models import load_embedder
 from trainer.checkpoint import read_pdparams
 from trainer.config import load_config
 from trainer.models.recognition import build_recognition_model
+from trainer.recognition_evaluation import build_evaluation, evaluate
 from trainer.train_recognition import RecognitionTrainer, TrainResult
 from trainer.training_state import MODEL_FILE, read_progress, resolve_checkpoint
 
@@ -163,3 +164,21 @@ def test_cli_rejects_a_bad_override(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(app, ["train", "rec", "--config", str(CI_CONFIG), "--set", "batch_size=10"])
     assert outcome.exit_code == 2
     assert "multiple of images_per_id" in outcome.output
+
+
+def test_query_gallery_split_evaluation(trained: Run, tmp_path: Path) -> None:
+    # Queries: image 0 of every class and of an unknown class; gallery: images 1-5. The unknown query has no
+    # positive, so it is left out of the averages.
+    names = {label: [f"images/class{label}_{index}.png" for index in range(PER_CLASS)] for label in range(CLASSES)}
+    queries = [f"{names[label][0]} {label}" for label in range(CLASSES)] + [f"{names[0][1]} unknown"]
+    gallery = [f"{name} {label}" for label in range(CLASSES) for name in names[label][1:]]
+    (trained.data / "query.txt").write_text("\n".join(queries) + "\n")
+    (trained.data / "gallery.txt").write_text("\n".join(gallery) + "\n")
+    config = _config(
+        trained.data, tmp_path, "data.eval_list=null", "data.query_list=query.txt", "data.gallery_list=gallery.txt"
+    )
+    split = build_evaluation(config.data, trained.trainer.model.preprocess)
+    assert split is not None and not split.shared and len(split.query) == 9 and len(split.gallery) == 40
+    metrics = evaluate(trained.trainer.model, split)
+    assert metrics["recall1"] >= 0.75 and metrics["recall5"] >= metrics["recall1"]
+    assert 0.0 < metrics["mAP"] <= 1.0
