@@ -182,6 +182,10 @@ class Gallery:
                 self._store.delete_image(connection, image_id)
                 if existing is None:
                     self._store.delete_item(connection, item_id)
+                elif metadata_changed:
+                    previous = {"metadata": validation.encode_metadata(existing.metadata)}
+                    self._store.update_item(connection, item_id, previous, existing.updated_at)
+            self._forget_files({file_name})
             raise GalleryError(f"could not add the image to the index: {error}") from error
         return self._store.get_image(image_id, self._store.writer)  # type: ignore[return-value]
 

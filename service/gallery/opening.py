@@ -73,14 +73,15 @@ def build_search_index(store: GalleryStore, parameters: IndexParameters, snapsho
     """The index of every stored row: from the HNSW snapshot reconciled with the store, else built afresh."""
     ids, vectors, references = store.index_rows(parameters.dim)
     index = snapshots.read() if snapshots is not None else None
+    changes = 0
     if index is not None:
-        reconcile(index, ids, vectors)
+        changes = reconcile(index, ids, vectors)
     else:
         index = VectorIndex.build(parameters, ids, vectors)
         if snapshots is not None and len(ids):
             snapshots.write(index)
     rows = dict(zip(ids.tolist(), references, strict=True))
-    return SearchIndex(index, rows, store.labels())
+    return SearchIndex(index, rows, store.labels(), mutations=changes)
 
 
 def open_store(directory: Path) -> tuple[GalleryStore, GalleryLock]:

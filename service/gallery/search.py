@@ -20,12 +20,14 @@ OVERFETCH = 4
 
 
 class SearchIndex:
-    def __init__(self, index: VectorIndex, rows: dict[int, tuple[str, str]], labels: dict[str, str]) -> None:
+    def __init__(
+        self, index: VectorIndex, rows: dict[int, tuple[str, str]], labels: dict[str, str], mutations: int = 0
+    ) -> None:
         self._index = index
         self._rows = rows  # faiss id -> (image_id, item_id)
         self._labels = labels  # item_id -> label
         self.lock = ReadWriteLock()
-        self.mutations = 0  # tells whether the index changed since a snapshot was written
+        self.mutations = mutations  # changes since the index was loaded: is the snapshot on disk stale?
 
     @property
     def index(self) -> VectorIndex:

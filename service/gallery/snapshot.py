@@ -84,10 +84,14 @@ class Snapshots:
             logger.warning("could not write the index snapshot %s: %s", self.path, error)
 
 
-def reconcile(index: VectorIndex, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
-    """Brings a snapshot up to the store: adds the rows it lacks, masks the rows deleted since."""
+def reconcile(index: VectorIndex, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> int:
+    """Brings a snapshot up to the store: adds the rows it lacks, masks the rows deleted since.
+
+    Returns how many rows changed."""
     indexed = index.live_ids()
     missing = ~np.isin(ids, indexed)
+    deleted = np.setdiff1d(indexed, ids).tolist()
     index.add(ids[missing], vectors[missing])
-    index.remove(np.setdiff1d(indexed, ids).tolist())
-    logger.info("index snapshot: %d row(s) added, %d masked", int(missing.sum()), index.masked)
+    index.remove(deleted)
+    logger.info("index snapshot: %d row(s) added, %d masked", int(missing.sum()), len(deleted))
+    return int(missing.sum()) + len(deleted)

@@ -136,7 +136,8 @@ def test_a_stale_snapshot_is_reconciled_with_the_store(hnsw_settings: GallerySet
     with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (23, 2)
         _assert_finds_each_live_image(gallery, vectors, image_ids)
-        assert gallery.check()
+        assert gallery.check(thorough=True)
+    assert (hnsw_settings.path / "index.hnsw").read_bytes() != old_snapshot  # the reconciled graph was saved
 
 
 @pytest.mark.parametrize("kind", ["foreign", "corrupt"])
