@@ -98,6 +98,23 @@ def train_rec(
     run_train_recognition(config, overrides, resume)
 
 
+@train_app.command("det")
+def train_det(
+    config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="YAML training config"),
+    overrides: list[str] = typer.Option(
+        [], "--set", "-s", help="override a config value, e.g. --set train.epochs=10 (repeatable)"
+    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from <train.output_dir>/checkpoints/last.*"),
+    preview: Path | None = typer.Option(
+        None, "--preview", dir_okay=False, help="only write augmented training samples with their boxes to this PNG"
+    ),
+) -> None:
+    """Train the PicoDet main-body detector on COCO-format data, evaluate COCO AP, export it."""
+    from trainer.detection.command import run_train_detection
+
+    run_train_detection(config, overrides, resume=resume, preview=preview)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(train_app, name="train")

@@ -107,6 +107,10 @@ class TrainDetectionConfig(_Section):
     export: ExportConfig = ExportConfig()
 
     @property
+    def export_dir(self) -> Path:
+        return self.export.out_dir or self.train.output_dir / "export"
+
+    @property
     def learning_rate(self) -> float:
         """Linear scaling of ``base_lr`` to this batch size."""
         if self.optimizer.reference_batch is None:

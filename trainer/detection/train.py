@@ -7,7 +7,6 @@ the end (model, optimizer, EMA and progress), ``best.pdparams`` whenever validat
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import nullcontext
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from service.inference.manifest import ModelManifest
 from trainer.detection.assigner import SimOTAAssigner
+from trainer.detection.checkpoints import TrainingProgress, load_checkpoint, save_checkpoint
 from trainer.detection.coco import CocoDetectionDataset
 from trainer.detection.config import TrainDetectionConfig
 from trainer.detection.ema import ModelEMA
@@ -43,13 +43,6 @@ class TrainingResult:
     best_ap: float | None = None
     checkpoint_dir: Path | None = None
     manifest: ModelManifest | None = None
-
-
-@dataclass
-class _Progress:
-    epoch: int = 0  # completed epochs
-    step: int = 0
-    best_ap: float | None = None
 
 
 def open_datasets(config: TrainDetectionConfig) -> tuple[CocoDetectionDataset, CocoDetectionDataset | None]:
@@ -91,7 +84,7 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
     ema = ModelEMA(model, settings.ema_decay, settings.ema_cycle_epoch) if settings.ema else None
     criterion = _criterion(config, model)
     checkpoint_dir = config.train.output_dir / "checkpoints"
-    state = _load_checkpoint(checkpoint_dir, model, optimizer, ema) if resume else _Progress()
+    state = load_checkpoint(checkpoint_dir, model, optimizer, ema) if resume else TrainingProgress()
     total_steps = len(loader) * config.train.epochs
     if config.train.max_steps is not None:
         total_steps = min(total_steps, config.train.max_steps)
@@ -133,7 +126,7 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
             if ema is not None and not finished:
                 ema.end_epoch(state.epoch)
             if finished or state.epoch % config.train.checkpoint_interval == 0:
-                _save_checkpoint(checkpoint_dir, model, optimizer, ema, state)
+                save_checkpoint(checkpoint_dir, model, optimizer, ema, state)
     result.steps, result.best_ap = state.step, state.best_ap
     if config.export.enabled:
         result.manifest = _export(config, model, ema, train_set, result)
@@ -160,7 +153,7 @@ def _progress_bar() -> Progress:
     )
 
 
-def _log_step(state: _Progress, losses: dict[str, paddle.Tensor], lr: float) -> None:
+def _log_step(state: TrainingProgress, losses: dict[str, paddle.Tensor], lr: float) -> None:
     parts = " ".join(f"{name.removeprefix('loss_')} {float(value):.4f}" for name, value in losses.items())
     logger.info("step %d epoch %d lr %.5f %s", state.step, state.epoch + 1, lr, parts)
 
@@ -170,7 +163,7 @@ def _evaluate(
     model: PicoDet,
     ema: ModelEMA | None,
     validation_set: CocoDetectionDataset,
-    state: _Progress,
+    state: TrainingProgress,
     result: TrainingResult,
     checkpoint_dir: Path,
 ) -> None:
@@ -187,33 +180,6 @@ def _evaluate(
     logger.info("epoch %d: AP %.4f AP50 %.4f AP75 %.4f", state.epoch, metrics["ap"], metrics["ap50"], metrics["ap75"])
 
 
-def _save_checkpoint(
-    directory: Path, model: PicoDet, optimizer: paddle.optimizer.Optimizer, ema: ModelEMA | None, state: _Progress
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    paddle.save(model.state_dict(), str(directory / "last.pdparams"))
-    paddle.save(optimizer.state_dict(), str(directory / "last.pdopt"))
-    if ema is not None:
-        paddle.save(ema.state_dict(), str(directory / "last.ema"))
-    progress = {"epoch": state.epoch, "step": state.step, "best_ap": state.best_ap}
-    (directory / "last.json").write_text(json.dumps(progress, indent=2) + "\n", encoding="utf-8")
-
-
-def _load_checkpoint(
-    directory: Path, model: PicoDet, optimizer: paddle.optimizer.Optimizer, ema: ModelEMA | None
-) -> _Progress:
-    progress_file = directory / "last.json"
-    if not progress_file.is_file():
-        raise FileNotFoundError(f"nothing to resume: {progress_file} does not exist")
-    model.set_state_dict(paddle.load(str(directory / "last.pdparams")))
-    optimizer.set_state_dict(paddle.load(str(directory / "last.pdopt")))
-    if ema is not None:
-        ema.set_state_dict(paddle.load(str(directory / "last.ema")))
-    saved: dict[str, Any] = json.loads(progress_file.read_text(encoding="utf-8"))
-    logger.info("resuming after epoch %d, step %d", saved["epoch"], saved["step"])
-    return _Progress(epoch=int(saved["epoch"]), step=int(saved["step"]), best_ap=saved.get("best_ap"))
-
-
 def _export(
     config: TrainDetectionConfig,
     model: PicoDet,
@@ -221,7 +187,7 @@ def _export(
     train_set: CocoDetectionDataset,
     result: TrainingResult,
 ) -> ModelManifest:
-    out_dir = config.export.out_dir or config.train.output_dir / "export"
+    out_dir = config.export_dir
     provenance: dict[str, Any] = {
         "trainer": "shitu train det",
         "train_annotations": str(config.data.train_annotations),
