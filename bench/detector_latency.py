@@ -1,0 +1,172 @@
+"""Single-image latency of exported PicoDet-LCNet main-body detectors in Paddle Inference (NMS inside).
+
+Exports PicoDet-LCNet x2.5 (the PP-ShiTuV2 architecture) and a small scale at 640 and 320, then times
+batch-1 predictions on CPU for three backends:
+
+- ``plain``: oneDNN off;
+- ``onednn``: a fresh ``Config`` with oneDNN on and no pass deleted (our exports run like this);
+- ``no_placement``: oneDNN on without ``onednn_placement_pass``, the workaround programs with an
+  interpolate op need (PaddleDetection's exports, the released tar): what that workaround costs.
+
+Weights are random (speed does not depend on their values) except the class bias, set to 0 so that every
+anchor passes the score threshold and the in-graph NMS does its full work (the worst case). Prints
+medians, the ratio to PaddleClas's published 29.8 ms (x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads)
+and the oneDNN / plain ratio of the same run; writes JSON to bench/results/.
+
+    python bench/detector_latency.py --threads 2 --runs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.inference as paddle_inference
+
+from trainer.export_detection import export_detector
+from trainer.models.picodet import ARCHITECTURES, build_picodet_architecture
+
+PUBLISHED_MS = 29.8
+PUBLISHED_CONDITIONS = "x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads (PaddleClas mainbody_detection_en.md)"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+class Runner:
+    """A predictor fed by name and read by position, whichever way it was configured."""
+
+    def __init__(self, predictor: paddle_inference.Predictor) -> None:
+        self.predictor = predictor
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        for name in self.predictor.get_input_names():
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(list(feed[name].shape))
+            handle.copy_from_cpu(feed[name])
+        self.predictor.run()
+        return [self.predictor.get_output_handle(name).copy_to_cpu() for name in self.predictor.get_output_names()]
+
+
+def make_runner(model_dir: Path, threads: int, *, onednn: bool, placement: bool = True) -> Runner:
+    config = paddle_inference.Config(str(model_dir / "inference.json"), str(model_dir / "inference.pdiparams"))
+    config.disable_gpu()
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(threads)
+    if onednn:
+        config.enable_mkldnn()
+        if not placement:
+            config.delete_pass("onednn_placement_pass")
+    else:
+        config.disable_mkldnn()
+    return Runner(paddle_inference.create_predictor(config))
+
+
+def runners(model_dir: Path, threads: int) -> dict[str, Runner]:
+    return {
+        "plain": make_runner(model_dir, threads, onednn=False),
+        "onednn": make_runner(model_dir, threads, onednn=True),
+        "no_placement": make_runner(model_dir, threads, onednn=True, placement=False),
+    }
+
+
+def time_runner(runner: Runner, feed: dict[str, np.ndarray], runs: int, warmup: int) -> tuple[list[float], int]:
+    for _ in range(warmup):
+        runner.run(feed)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        bbox_num = runner.run(feed)[1]
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples, int(bbox_num.sum())
+
+
+def export_for_bench(arch: str, size: int, out: Path) -> None:
+    paddle.seed(0)
+    model = build_picodet_architecture(arch)
+    for level in range(len(model.strides)):
+        bias = getattr(model.head, f"head_cls{level}").bias
+        values = bias.numpy()
+        values[: model.num_classes] = 0.0
+        bias.set_value(values)
+    export_detector(model, out, name=f"bench-{arch}", version="0", input_size=size)
+
+
+def measure(arch: str, size: int, threads: int, runs: int, warmup: int, work: Path) -> dict[str, dict]:
+    model_dir = work / f"{arch}_{size}"
+    export_for_bench(arch, size, model_dir)
+    rng = np.random.default_rng(0)
+    feed = {
+        "image": rng.standard_normal((1, 3, size, size)).astype(np.float32),
+        "im_shape": np.array([[size, size]], dtype=np.float32),
+        "scale_factor": np.array([[size / 480, size / 640]], dtype=np.float32),
+    }
+    results = {}
+    for label, runner in runners(model_dir, threads).items():
+        samples, boxes = time_runner(runner, feed, runs, warmup)
+        results[label] = {
+            "median_ms": round(statistics.median(samples), 2),
+            "p10_ms": round(float(np.percentile(samples, 10)), 2),
+            "p90_ms": round(float(np.percentile(samples, 90)), 2),
+            "boxes": boxes,
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--small", default="picodet_lcnet_x0_35", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        for arch in ("picodet_lcnet_x2_5", args.small):
+            for size in args.sizes:
+                results[f"{arch}@{size}"] = measure(arch, size, args.threads, args.runs, args.warmup, Path(work))
+
+    load = os.getloadavg()[0]
+    print(f"CPU: {cpu_name()}, {args.threads} threads, batch 1, median of {args.runs} runs (ms), load {load:.1f}")
+    print(f"published: {PUBLISHED_MS} ms, {PUBLISHED_CONDITIONS}")
+    print(f"{'model':<26}{'plain':>9}{'onednn':>9}{'no_place':>9}{'onednn/plain':>14}{'vs 29.8 ms':>12}{'boxes':>7}")
+    for key, variants in results.items():
+        plain, onednn, no_placement = (variants[label]["median_ms"] for label in ("plain", "onednn", "no_placement"))
+        print(
+            f"{key:<26}{plain:>9.1f}{onednn:>9.1f}{no_placement:>9.1f}{onednn / plain:>13.2f}x"
+            f"{onednn / PUBLISHED_MS:>11.2f}x{variants['onednn']['boxes']:>7}"
+        )
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"detector_latency_{stamp}.json"
+    report = {
+        "cpu": cpu_name(),
+        "threads": args.threads,
+        "runs": args.runs,
+        "load_average_1min": round(load, 2),
+        "published": {"median_ms": PUBLISHED_MS, "conditions": PUBLISHED_CONDITIONS},
+        "models": results,
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
