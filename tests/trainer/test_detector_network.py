@@ -11,7 +11,6 @@ import pytest
 
 from tests.trainer.detector_weights import detector_input, fill_state
 from trainer.checkpoint import CheckpointMismatch
-from trainer.models.lcnet import LCNet, load_lcnet_imagenet
 from trainer.models.picodet import PicoDet, build_picodet, build_picodet_architecture, load_picodet_checkpoint
 
 PARITY_SIZE = 640
@@ -140,17 +139,3 @@ def test_fine_tuning_to_other_classes_skips_only_the_class_convs() -> None:
 def test_unknown_architecture_is_refused() -> None:
     with pytest.raises(ValueError, match="picodet_lcnet_x2_5"):
         build_picodet_architecture("picodet_lcnet_x9")
-
-
-def test_imagenet_backbone_loads_without_its_classifier() -> None:
-    source = LCNet(scale=0.35)
-    state = {name: np.full(tensor.shape, 0.5, dtype=np.float32) for name, tensor in source.state_dict().items()}
-    state["last_conv.weight"] = np.zeros([1280, 184, 1, 1], dtype=np.float32)
-    state["fc.weight"] = np.zeros([1280, 1000], dtype=np.float32)
-    backbone = build_picodet(0.35, 1).backbone
-    loaded = load_lcnet_imagenet(backbone, state)
-    assert len(loaded) == len(backbone.state_dict())
-    assert all(np.all(tensor.numpy() == 0.5) for tensor in backbone.state_dict().values())
-    state.pop("blocks6.1.se.conv2.bias")
-    with pytest.raises(CheckpointMismatch, match="blocks6.1.se.conv2.bias"):
-        load_lcnet_imagenet(backbone, state)

@@ -6,16 +6,10 @@ ImageNet ``LCNet_x2_5_ssld_pretrained`` weights) load by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
-import numpy as np
 import paddle
 from paddle import ParamAttr, nn
 from paddle.nn.initializer import KaimingNormal
 from paddle.regularizer import L2Decay
-
-from trainer.checkpoint import load_checked, read_pdparams
 
 # (kernel, in_channels, out_channels, stride, squeeze_excitation) at scale 1.0, per stage.
 STAGES: dict[str, list[tuple[int, int, int, int, bool]]] = {
@@ -25,8 +19,6 @@ STAGES: dict[str, list[tuple[int, int, int, int, bool]]] = {
     "blocks5": [(3, 128, 256, 2, False)] + [(5, 256, 256, 1, False)] * 5,
     "blocks6": [(5, 256, 512, 2, True), (5, 512, 512, 1, True)],
 }
-# PaddleClas's ImageNet PPLCNet adds these after blocks6; a detector backbone has no use for them.
-CLASSIFIER_PREFIXES = ("last_conv.", "fc.")
 # Feature-map index of each stage (2 = stride 4 … 5 = stride 32), as in ``feature_maps``.
 STAGE_INDEX = {"blocks3": 2, "blocks4": 3, "blocks5": 4, "blocks6": 5}
 
@@ -131,13 +123,3 @@ class LCNet(nn.Layer):
             if index in self.feature_maps:
                 outputs.append(x)
         return outputs
-
-
-def load_lcnet_imagenet(backbone: LCNet, checkpoint: Path | Mapping[str, np.ndarray]) -> list[str]:
-    """Initialise from PaddleClas's ImageNet ``PPLCNet_x*_pretrained.pdparams`` (e.g. ``LCNet_x2_5_ssld``).
-
-    Every backbone entry must be present with its shape; only the classifier tail is left out.
-    """
-    source = str(checkpoint) if isinstance(checkpoint, Path) else "state dict"
-    state = read_pdparams(checkpoint) if isinstance(checkpoint, Path) else dict(checkpoint)
-    return load_checked(backbone, state, skip_prefixes=CLASSIFIER_PREFIXES, source=source)
