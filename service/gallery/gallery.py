@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+import os
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import faiss
@@ -21,17 +20,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings
-from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
+from service.errors import GalleryError, ImageNotFound, LabelConflict
 from service.gallery import validation
 from service.gallery.files import file_name_for, sha256_hex
 from service.gallery.opening import GalleryParts, open_parts, read_embedding_space
+from service.gallery.reading import GalleryReader
 from service.gallery.rebuild import IndexRebuilder
 from service.gallery.types import Box, Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
 from service.gallery.validation import NewImage
 
 logger = logging.getLogger(__name__)
-
-MAX_PAGE_SIZE = 1000
 
 
 def new_id() -> str:
@@ -44,7 +42,7 @@ def id_fingerprint(ids: NDArray[np.int64]) -> tuple[int, int, int, int]:
     return (len(ids), int(ids.sum()), int(ids.min()), int(ids.max()))
 
 
-class Gallery:
+class Gallery(GalleryReader):
     """Thread-safe; open it with :meth:`open`, which also takes an exclusive lock on the directory."""
 
     def __init__(self, settings: GallerySettings, parts: GalleryParts, *, embedding_dim: int, model_id: str) -> None:
@@ -65,8 +63,11 @@ class Gallery:
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> Gallery:
         """Creates the directory and database if missing, rebuilds the index from the store and verifies it."""
         settings = GallerySettings.model_validate(settings.model_dump())  # model_copy(update=...) skips validation
-        faiss.omp_set_num_threads(settings.search_threads)
-        parts = open_parts(settings, embedding_dim, model_id)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # nothing searches yet: build the graph on every core
+        try:
+            parts = open_parts(settings, embedding_dim, model_id)
+        finally:
+            faiss.omp_set_num_threads(settings.search_threads)
         gallery = cls(settings, parts, embedding_dim=embedding_dim, model_id=model_id)
         if not gallery.check(thorough=True):
             gallery.close()
@@ -253,43 +254,6 @@ class Gallery:
         self._ensure_open()
         return self._search.search(queries, top_k)
 
-    def get_item(self, item_id: str) -> GalleryItem:
-        self._ensure_open()
-        return self._require_item(item_id)
-
-    def list_items(
-        self, *, offset: int = 0, limit: int = 50, label: str | None = None
-    ) -> tuple[list[GalleryItem], int]:
-        """A page of items in creation order, and the total number matching ``label`` (exact match)."""
-        offset, limit = validation.check_page(offset, limit, MAX_PAGE_SIZE)
-        self._ensure_open()
-        return self._store.list_items(offset, limit, label)
-
-    def item_images(self, item_id: str) -> list[GalleryImage]:
-        self._ensure_open()
-        self._require_item(item_id)
-        return self._store.item_images(item_id)
-
-    def get_image(self, image_id: str) -> GalleryImage:
-        self._ensure_open()
-        image = self._store.get_image(image_id)
-        if image is None:
-            raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
-        return image
-
-    def image_path(self, image_id: str) -> Path:
-        """The stored original bytes (shared by images with identical content)."""
-        self._ensure_open()
-        row = self._store.image_row(image_id)
-        if row is None:
-            raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
-        return self._files.path(row["file_name"])
-
-    def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
-        """Every image with its item's label, in enrolment order (for export)."""
-        self._ensure_open()
-        return [(image, label) for image, label, _ in self._store.iter_images()]
-
     def stats(self) -> GalleryStats:
         self._ensure_open()
         items, images = self._store.counts()
@@ -340,15 +304,3 @@ class Gallery:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- internals ----------------------------------------------------------------------------------------
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise GalleryError("the gallery is closed")
-
-    def _require_item(self, item_id: str, connection: sqlite3.Connection | None = None) -> GalleryItem:
-        item = self._store.get_item(item_id, connection) if isinstance(item_id, str) else None
-        if item is None:
-            raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
-        return item
