@@ -71,6 +71,8 @@ RUN groupadd --system --gid 10001 shitu \
  && chown shitu:shitu /data /models
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/healthcheck.py /opt/shitu/healthcheck.py
+# the trainer's example configs at a path that does not depend on the Python version
+COPY trainer/configs /opt/shitu/configs
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

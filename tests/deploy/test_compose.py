@@ -124,6 +124,21 @@ def test_service_builds_from_the_repository_and_runs_a_real_shitu_command(name: 
     assert not hasattr(command, "commands"), f"{name} runs a command group, not a command"
 
 
+def _image_paths() -> dict[str, str]:
+    """Absolute paths in the image that the Dockerfile copies from the repository -> their repository source."""
+    copies = [instruction.flags_and_words() for instruction in read_dockerfile() if instruction.keyword == "COPY"]
+    return {words[-1]: words[0] for flags, words in copies if "from" not in flags and words[-1].startswith("/")}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_image_files_a_command_names_come_from_the_repository(name: str) -> None:
+    copied = _image_paths()
+    for argument in _image_argv(SERVICES[name]):
+        for target, source in copied.items():
+            if argument.startswith(target + "/"):
+                assert (REPO / source / argument.removeprefix(target + "/")).is_file(), argument
+
+
 def test_trainer_profile_runs_shitu_train_with_a_writable_model_store() -> None:
     trainer = SERVICES["trainer"]
 
