@@ -115,6 +115,44 @@ def train_det(
     run_train_detection(config, overrides, resume=resume, preview=preview)
 
 
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., "--out", help="dataset directory to write"),
+    seed: int = typer.Option(0, help="same seed and assets: same bytes"),
+    classes: int | None = typer.Option(None, min=1, help="product classes, shared 70/10/20 (default: all installed)"),
+    scenes_per_class: int = typer.Option(3, min=1, help="scenes in which each class is the first product"),
+    difficulty: str = typer.Option("default", help="preset: clean | mild | default | hard"),
+    knobs: list[str] = typer.Option(
+        [], "--set", "-s", help="override a difficulty knob, e.g. --set rotation_deg=45 --set scale=0.1,0.5"
+    ),
+    gallery_views: int = typer.Option(2, min=1, max=3, help="gallery views per class: clean card + light augmentation"),
+    scene_size: int = typer.Option(512, min=64, help="square scene side in pixels"),
+    open_set_share: float = typer.Option(0.2, min=0.0, max=0.9, help="val/test brands kept out of the gallery"),
+    workers: int = typer.Option(0, min=0, help="worker processes (0: one per CPU); the output does not depend on it"),
+    assets: Path | None = typer.Option(None, help="npm asset prefix (default: .cache/assets or $SHITU_ASSETS_DIR)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier dataset in --out"),
+) -> None:
+    """Generate "products in photos": PaddleClas recognition lists and COCO detection json, deterministically."""
+    from trainer.synth.command import run_synth
+
+    run_synth(
+        out, seed, classes, scenes_per_class, difficulty, knobs, gallery_views, scene_size, open_set_share, workers,
+        assets, overwrite,
+    )
+
+
+@data_app.command("demo")
+def data_demo(
+    out: Path = typer.Option(Path("data/demo"), "--out", help="directory for the gallery and the query photos"),
+    assets: Path | None = typer.Option(None, help="npm asset prefix (default: .cache/assets or $SHITU_ASSETS_DIR)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier demo in --out"),
+) -> None:
+    """Render the demo gallery (~30 CC0/MIT products, gallery_list.txt) and a few query photos."""
+    from trainer.synth.command import run_demo
+
+    run_demo(out, assets, overwrite)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(train_app, name="train")

@@ -1,0 +1,104 @@
+"""The bodies of ``shitu data synth`` and ``shitu data demo`` (the typer wiring is in ``trainer/cli.py``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from trainer.synth.assets import AssetsMissingError, default_assets_dir
+from trainer.synth.difficulty import Difficulty, preset
+from trainer.synth.generator import SynthOptions
+
+OUTPUT_PARTS = ("images", "recognition", "detection", "classes.json", "synth.json")
+
+
+def difficulty_with_overrides(name: str, overrides: list[str]) -> Difficulty:
+    """A preset with ``knob=value`` overrides; ranges are written ``low,high`` (``scale=0.1,0.5``)."""
+    values = preset(name).model_dump()
+    for override in overrides:
+        knob, separator, text = override.partition("=")
+        if not separator or knob not in values:
+            raise ValueError(f"{override!r}: expected knob=value with a knob among {', '.join(values)}")
+        parsed = yaml.safe_load(f"[{text}]") if "," in text else yaml.safe_load(text)
+        values[knob] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return Difficulty.model_validate(values)
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    existing = [part for part in OUTPUT_PARTS if (out / part).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+    for part in existing:
+        target = out / part
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_synth(
+    out: Path,
+    seed: int,
+    classes: int | None,
+    scenes_per_class: int,
+    difficulty: str,
+    knobs: list[str],
+    gallery_views: int,
+    scene_size: int,
+    open_set_share: float,
+    workers: int,
+    assets_dir: Path | None,
+    overwrite: bool,
+) -> None:
+    from trainer.synth.dataset import synthesize
+
+    try:
+        options = SynthOptions(
+            seed=seed,
+            classes=classes,
+            scenes_per_class=scenes_per_class,
+            gallery_views=gallery_views,
+            scene_size=scene_size,
+            open_set_share=open_set_share,
+            difficulty_name=difficulty,
+            difficulty=difficulty_with_overrides(difficulty, knobs),
+        )
+        prepare_output(out, overwrite)
+    except (ValueError, FileExistsError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("synth", total=None)
+        try:
+            summary = synthesize(
+                out,
+                options,
+                assets_dir or default_assets_dir(),
+                workers=workers or os.cpu_count() or 1,
+                progress=lambda done: bar.advance(task, done),
+                on_total=lambda total: bar.update(task, total=total),
+            )
+        except AssetsMissingError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from error
+    counts = summary["counts"]
+    typer.echo(
+        f"wrote {out}: {counts['detection_train_images']}/{counts['detection_val_images']}/"
+        f"{counts['detection_test_images']} train/val/test scenes, "
+        f"{counts['train_list']}/{counts['val_list']}/{counts['test_list']} recognition images"
+    )
+
+
+def run_demo(out: Path, assets_dir: Path | None, overwrite: bool) -> None:
+    from trainer.synth.demo import build_demo
+
+    try:
+        summary = build_demo(out, assets_dir or default_assets_dir(), overwrite=overwrite)
+    except (AssetsMissingError, FileExistsError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"wrote {out}: {summary['products']} products in gallery_list.txt, {summary['queries']} query photos")

@@ -1,0 +1,110 @@
+"""One synthetic dataset on disk: images, PaddleClas lists, COCO json, ``classes.json`` and ``synth.json``.
+
+Layout under ``out`` (every path in the lists and json files is relative to ``out``)::
+
+    images/scenes/<split>/NNNNNN.jpg         photos (detection images)
+    images/crops/<split>/NNNNNN_K.jpg        ground-truth crops of their products (recognition queries)
+    images/gallery/<split>/CCCCC_V.jpg       view V of class C: 0 the clean card, 1-2 lightly augmented
+    recognition/train_list.txt               every train crop and view
+    recognition/<val|test>_list.txt          every crop and view of the split
+    recognition/<val|test>_gallery_list.txt  views of the classes in the gallery
+    recognition/<val|test>_query_list.txt    crops of those classes
+    recognition/<val|test>_openset_list.txt  crops of classes kept out of the gallery (rejection tuning)
+    detection/<split>.json                   COCO, one category ``foreground``, ``main_annotation_id`` per image
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer.synth.catalog import Catalog, ProductClass, choose_classes, discover_catalog
+from trainer.synth.generator import SceneRecord, SynthOptions, ViewRecord, generate
+from trainer.synth.splits import SPLITS, Split, split_of_key
+from trainer.synth.writer import Annotation, DetectionImage, coco_document, write_json, write_label_list
+
+FORMAT_VERSION = 1
+
+
+def synthesize(
+    out: Path,
+    options: SynthOptions,
+    assets_dir: Path,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    catalog: Catalog | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Writes the dataset and returns the content of ``synth.json``."""
+    out = Path(out)
+    catalog = catalog or discover_catalog(assets_dir)
+    classes = choose_classes(catalog.products, options.classes, options.open_set_share)
+    distractors = split_distractors(catalog, classes)
+    scenes, views = generate(out, options, catalog, classes, distractors, workers, progress, on_total)
+    counts = write_recognition_lists(out / "recognition", classes, scenes, views)
+    for split in SPLITS:
+        images = [_detection_image(record, options.scene_size) for record in scenes if record.split is split]
+        write_json(out / "detection" / f"{split.value}.json", coco_document(images, f"shitu synth {split.value}"))
+        counts[f"detection_{split.value}_images"] = len(images)
+    write_json(out / "classes.json", [_class_entry(item) for item in classes])
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "options": options.model_dump(mode="json"),
+        "assets": catalog.versions,
+        "backgrounds": {
+            split.value: sorted(item.name for item in catalog.backgrounds if item.split is split) for split in SPLITS
+        },
+        "counts": counts,
+    }
+    write_json(out / "synth.json", summary)
+    return summary
+
+
+def split_distractors(catalog: Catalog, classes: list[ProductClass]) -> dict[Split, list]:
+    """Clutter of a split comes from that split's keys and is never one of the chosen products' keys."""
+    product_names = {asset.name for asset in catalog.products}
+    chosen_keys = {item.asset.key for item in classes}
+    usable = [
+        asset for asset in catalog.distractors if asset.name not in product_names and asset.key not in chosen_keys
+    ]
+    return {split: [asset for asset in usable if split_of_key(asset.key) is split] for split in SPLITS}
+
+
+def write_recognition_lists(
+    folder: Path, classes: list[ProductClass], scenes: list[SceneRecord], views: list[ViewRecord]
+) -> dict[str, int]:
+    open_set = {item.class_id for item in classes if item.open_set}
+    counts: dict[str, int] = {}
+    for split in SPLITS:
+        crops = [(target.crop_file, target.class_id) for s in scenes if s.split is split for target in s.targets]
+        split_views = [(view.file, view.class_id) for view in views if view.split is split]
+        counts[f"{split.value}_list"] = write_label_list(folder / f"{split.value}_list.txt", split_views + crops)
+        if split is Split.train:
+            continue
+        lists = {
+            "gallery": [entry for entry in split_views if entry[1] not in open_set],
+            "query": [entry for entry in crops if entry[1] not in open_set],
+            "openset": [entry for entry in crops if entry[1] in open_set],
+        }
+        for name, entries in lists.items():
+            counts[f"{split.value}_{name}_list"] = write_label_list(folder / f"{split.value}_{name}_list.txt", entries)
+    return counts
+
+
+def _detection_image(record: SceneRecord, size: int) -> DetectionImage:
+    annotations = [Annotation(target.box, target.area, target.class_id) for target in record.targets]
+    return DetectionImage(record.file, size, size, record.background, annotations)
+
+
+def _class_entry(item: ProductClass) -> dict[str, Any]:
+    return {
+        "id": item.class_id,
+        "name": item.asset.name,
+        "title": item.asset.title,
+        "key": item.asset.key,
+        "source": item.asset.source,
+        "licence": item.asset.licence,
+        "split": item.split.value,
+        "open_set": item.open_set,
+    }

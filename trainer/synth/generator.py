@@ -1,0 +1,236 @@
+"""``shitu data synth``: scenes, GT crops and gallery views of every split, written in parallel, deterministically.
+
+Each scene and each gallery view draws from its own ``numpy.random.Generator`` seeded with
+``(seed, split, stream, index)``, so the bytes do not depend on the number of workers or the order they run in.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.synth import backgrounds
+from trainer.synth.assets import ObjectAsset, load_object
+from trainer.synth.catalog import Catalog, ProductClass, render_product
+from trainer.synth.difficulty import Difficulty
+from trainer.synth.scenes import compose_scene, crop, decode_jpeg, encode_jpeg
+from trainer.synth.splits import SPLITS, Split
+
+logger = logging.getLogger(__name__)
+SCENE_STREAM, VIEW_STREAM = 1, 2
+CROP_QUALITY = 95
+DISTRACTOR_SIDE = 256
+# Gallery views: a shop's own photos of a product, close to the clean card.
+GALLERY_DIFFICULTY = Difficulty(
+    rotation_deg=5,
+    perspective=0.04,
+    scale=(0.8, 0.9),
+    occlusion_probability=0,
+    photometric=0.3,
+    shadow_probability=0,
+    blur_probability=0,
+    jpeg_quality=(95, 95),
+    targets=(1, 1),
+    distractors=(0, 0),
+)
+
+
+class SynthOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+    classes: int | None = Field(None, ge=1, description="number of product classes; None: every installed one")
+    scenes_per_class: int = Field(3, ge=1, description="scenes in which each class is the first product")
+    gallery_views: int = Field(2, ge=1, le=3, description="views per class: a clean card, then light augmentation")
+    scene_size: int = Field(512, ge=64)
+    open_set_share: float = Field(0.2, ge=0, lt=1, description="share of val/test keys kept out of the gallery")
+    difficulty_name: str = "default"
+    difficulty: Difficulty = Difficulty()
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    class_id: int
+    box: tuple[int, int, int, int]
+    area: int
+    crop_file: str
+
+
+@dataclass(frozen=True)
+class SceneRecord:
+    split: Split
+    file: str
+    background: str
+    targets: list[TargetRecord]
+
+
+@dataclass(frozen=True)
+class ViewRecord:
+    split: Split
+    class_id: int
+    view: int
+    file: str
+
+
+@dataclass(frozen=True)
+class _Context:
+    out: Path
+    options: SynthOptions
+    modules: Path
+    classes: dict[Split, list[ProductClass]]
+    backgrounds: dict[Split, list[backgrounds.BackgroundAsset]]
+    distractors: dict[Split, list[ObjectAsset]]
+
+
+# Per worker process: set once by the pool initialiser, read by every job.
+_context: _Context | None = None
+_assets: dict[str, ObjectAsset] = {}
+
+
+def generate(
+    out: Path,
+    options: SynthOptions,
+    catalog: Catalog,
+    classes: list[ProductClass],
+    distractors: dict[Split, list[ObjectAsset]],
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[list[SceneRecord], list[ViewRecord]]:
+    by_split = {split: [item for item in classes if item.split is split] for split in SPLITS}
+    scene_backgrounds = {split: [item for item in catalog.backgrounds if item.split is split] for split in SPLITS}
+    for split in SPLITS:
+        if by_split[split] and not scene_backgrounds[split]:
+            raise ValueError(f"no background is assigned to the {split.value} split")
+    context = _Context(Path(out), options, catalog.modules, by_split, scene_backgrounds, distractors)
+    jobs: list[tuple] = [
+        ("view", split, item.class_id, view)
+        for split in SPLITS
+        for item in by_split[split]
+        for view in range(options.gallery_views)
+    ]
+    jobs += [
+        ("scene", split, index) for split in SPLITS for index in range(len(by_split[split]) * options.scenes_per_class)
+    ]
+    if on_total:
+        on_total(len(jobs))
+    records = list(_run(context, jobs, workers, progress))
+    return [r for r in records if isinstance(r, SceneRecord)], [r for r in records if isinstance(r, ViewRecord)]
+
+
+def _run(context: _Context, jobs: list[tuple], workers: int, progress: Callable[[int], None] | None) -> Iterator:
+    if workers <= 1:
+        _initialise(context)
+        results = map(_job, jobs)
+        for result in results:
+            if progress:
+                progress(1)
+            yield result
+        return
+    # spawn: the parent may hold threads (paddle, cv2) that fork would copy in a locked state.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_initialise, initargs=(context,)
+    ) as pool:
+        for result in pool.map(_job, jobs, chunksize=16):
+            if progress:
+                progress(1)
+            yield result
+
+
+def _initialise(context: _Context) -> None:
+    global _context
+    _context = context
+    _assets.clear()
+    _assets.update({item.asset.name: item.asset for members in context.classes.values() for item in members})
+    _assets.update({asset.name: asset for members in context.distractors.values() for asset in members})
+    cv2.setNumThreads(1)
+    _product.cache_clear()
+    _object.cache_clear()
+
+
+def _job(job: tuple) -> SceneRecord | ViewRecord:
+    return _scene(*job[1:]) if job[0] == "scene" else _view(*job[1:])
+
+
+def _scene(split: Split, index: int) -> SceneRecord:
+    context = _context
+    options = context.options
+    difficulty = options.difficulty
+    rng = np.random.default_rng([options.seed, SPLITS.index(split), SCENE_STREAM, index])
+    pool = context.classes[split]
+    anchor = pool[index % len(pool)]
+    others = [item for item in pool if item.class_id != anchor.class_id]
+    count = min(int(rng.integers(difficulty.targets[0], difficulty.targets[1] + 1)) - 1, len(others))
+    chosen = (
+        [anchor] + [others[i] for i in sorted(rng.choice(len(others), count, replace=False))] if count else [anchor]
+    )
+    background = context.backgrounds[split][int(rng.integers(len(context.backgrounds[split])))]
+    clutter = context.distractors[split]
+    clutter_count = int(rng.integers(difficulty.distractors[0], difficulty.distractors[1] + 1)) if clutter else 0
+    picked = [_object(clutter[int(rng.integers(len(clutter)))].name) for _ in range(clutter_count)]
+    distractors = [rgba for rgba in picked if rgba is not None]
+    source = backgrounds.load_background(background, round(options.scene_size * 1.25))
+    scene = compose_scene(
+        source, [_product(item.asset.name) for item in chosen], distractors, rng, difficulty, options.scene_size
+    )
+    name = f"{split.value}/{index:06d}"
+    data = encode_jpeg(scene.image, scene.jpeg_quality)
+    file = _write(context.out, f"images/scenes/{name}.jpg", data)
+    photo = decode_jpeg(data)
+    targets = []
+    for number, (item, box, area) in enumerate(zip(chosen, scene.boxes, scene.areas, strict=True)):
+        crop_file = _write(
+            context.out, f"images/crops/{name}_{number}.jpg", encode_jpeg(crop(photo, box), CROP_QUALITY)
+        )
+        targets.append(TargetRecord(item.class_id, box, area, crop_file))
+    return SceneRecord(split, file, background.name, targets)
+
+
+def _view(split: Split, class_id: int, view: int) -> ViewRecord:
+    context = _context
+    item = next(candidate for candidate in context.classes[split] if candidate.class_id == class_id)
+    card = _product(item.asset.name)
+    if view == 0:
+        alpha = card[..., 3:4].astype(np.float32) / 255.0
+        image = np.clip(card[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    else:
+        rng = np.random.default_rng([context.options.seed, SPLITS.index(split), VIEW_STREAM, class_id, view])
+        side = max(card.shape[:2])
+        plain = np.empty((side, side, 3), np.uint8)
+        plain[:] = rng.integers(200, 256, 3)
+        scene = compose_scene(plain, [card], [], rng, GALLERY_DIFFICULTY, side)
+        image = crop(scene.image, scene.boxes[0])
+    file = _write(
+        context.out, f"images/gallery/{split.value}/{class_id:05d}_{view}.jpg", encode_jpeg(image, CROP_QUALITY)
+    )
+    return ViewRecord(split, class_id, view, file)
+
+
+def _write(out: Path, relative: str, data: bytes) -> str:
+    path = out / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return relative
+
+
+@functools.lru_cache(maxsize=512)
+def _product(name: str) -> np.ndarray:
+    return render_product(_assets[name], _context.modules)
+
+
+@functools.lru_cache(maxsize=512)
+def _object(name: str) -> np.ndarray | None:
+    """A distractor, or ``None`` for an empty clip-art file (the scene then has one distractor less)."""
+    try:
+        return load_object(_assets[name], _context.modules, DISTRACTOR_SIDE)
+    except ValueError:
+        return None

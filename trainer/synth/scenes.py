@@ -1,0 +1,226 @@
+"""Composing a photo: products warped onto a background, with shadows, lighting, occlusion, blur and JPEG.
+
+Every random draw comes from the ``numpy.random.Generator`` passed in, so a scene is a pure function of its
+inputs. A product's box is the tight bounding box of its own warped alpha mask (alpha >= 0.5), not of the
+rotated rectangle, so detector labels are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from trainer.synth.difficulty import Difficulty
+
+Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+PLACEMENT_TRIES = 12
+DISTRACTOR_SCALE = (0.08, 0.3)
+
+
+@dataclass(frozen=True)
+class Scene:
+    image: np.ndarray  # RGB uint8, before JPEG
+    boxes: list[Box]  # one per target, in the order given
+    areas: list[int]  # mask pixels per target
+    jpeg_quality: int
+
+
+def compose_scene(
+    background: np.ndarray,
+    targets: list[np.ndarray],
+    distractors: list[np.ndarray],
+    rng: np.random.Generator,
+    difficulty: Difficulty,
+    size: int,
+) -> Scene:
+    canvas = crop_background(background, rng, size)
+    light_angle = rng.uniform(0, 2 * np.pi)
+    for rgba in distractors:
+        side = rng.uniform(*DISTRACTOR_SCALE) * size
+        homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
+        paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
+    boxes: list[Box] = []
+    areas: list[int] = []
+    for rgba in targets:
+        lit = light_object(rgba, rng, difficulty.photometric)
+        side = rng.uniform(*difficulty.scale) * size
+        homography = object_homography(
+            rgba.shape[:2], rng, difficulty.rotation_deg, difficulty.perspective, side, size, boxes
+        )
+        alpha = paste(canvas, lit, homography, _shadow(rng, difficulty, light_angle, side))
+        box = mask_box(alpha)
+        if box is None:
+            raise ValueError("a target fell outside the scene")
+        boxes.append(box)
+        areas.append(int((alpha >= 0.5).sum()))
+    for box in boxes:
+        if rng.random() < difficulty.occlusion_probability:
+            occlude(canvas, box, rng, difficulty.occlusion_extent)
+    image = finish(canvas, rng, difficulty)
+    quality = int(rng.integers(difficulty.jpeg_quality[0], difficulty.jpeg_quality[1] + 1))
+    return Scene(image, boxes, areas, quality)
+
+
+def crop_background(background: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random square of 60-100% of the short side, resized to ``size``; float32 RGB."""
+    short = min(background.shape[:2])
+    side = max(8, round(short * rng.uniform(0.6, 1.0)))
+    top = int(rng.integers(0, background.shape[0] - side + 1))
+    left = int(rng.integers(0, background.shape[1] - side + 1))
+    patch = background[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interpolation).astype(np.float32)
+
+
+def object_homography(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    rotation_deg: float,
+    perspective: float,
+    longest_side: float,
+    scene_size: int,
+    avoid: list[Box],
+) -> np.ndarray:
+    """Perspective jitter of the corners, a rotation, a scale to ``longest_side`` and a place inside the scene."""
+    height, width = shape
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    moved = corners + rng.uniform(-perspective, perspective, (4, 2)) * [width, height]
+    warp = cv2.getPerspectiveTransform(corners, moved.astype(np.float32)).astype(np.float64)
+    angle = np.deg2rad(rng.uniform(-rotation_deg, rotation_deg))
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    warp = rotation @ warp
+    projected = _project(warp, corners)
+    extent = projected.max(axis=0) - projected.min(axis=0)
+    scale = min(longest_side / extent.max(), (scene_size - 2) / extent.max())
+    warp = np.diag([scale, scale, 1.0]) @ warp
+    projected = _project(warp, corners)
+    low, high = projected.min(axis=0), projected.max(axis=0)
+    best, best_overlap = None, np.inf
+    for _ in range(PLACEMENT_TRIES):
+        offset = rng.uniform(0, np.maximum(scene_size - (high - low) - 1, 0)) - low
+        box = (*(low + offset), *(high - low))
+        overlap = max((_iou(box, other) for other in avoid), default=0.0)
+        if overlap < best_overlap:
+            best, best_overlap = offset, overlap
+        if overlap < 0.05:
+            break
+    return np.array([[1, 0, best[0]], [0, 1, best[1]], [0, 0, 1]]) @ warp
+
+
+def paste(canvas: np.ndarray, rgba: np.ndarray, homography: np.ndarray, shadow: tuple | None) -> np.ndarray:
+    """Warps ``rgba`` into ``canvas`` (in place, premultiplied alpha) and returns the warped alpha in [0, 1]."""
+    height, width = canvas.shape[:2]
+    rgba, homography = _prescale(rgba, homography)
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    premultiplied = rgba[..., :3].astype(np.float32) * alpha[..., None]
+    flags = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped_alpha = cv2.warpPerspective(alpha, homography, (width, height), **flags)
+    warped_colour = cv2.warpPerspective(premultiplied, homography, (width, height), **flags)
+    if shadow is not None:
+        shift, sigma, strength = shadow
+        moved = cv2.warpAffine(warped_alpha, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (width, height))
+        canvas *= (1.0 - strength * cv2.GaussianBlur(moved, (0, 0), sigma))[..., None]
+    canvas *= (1.0 - warped_alpha)[..., None]
+    canvas += warped_colour
+    return warped_alpha
+
+
+def mask_box(alpha: np.ndarray, threshold: float = 0.5) -> Box | None:
+    rows = np.flatnonzero((alpha >= threshold).any(axis=1))
+    columns = np.flatnonzero((alpha >= threshold).any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def light_object(rgba: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Brightness, contrast and a lighting gradient on the object only."""
+    if strength <= 0:
+        return rgba
+    colour = rgba[..., :3].astype(np.float32)
+    brightness = 1 + rng.uniform(-0.4, 0.3) * strength
+    contrast = 1 + rng.uniform(-0.3, 0.2) * strength
+    mean = colour.mean(axis=(0, 1))
+    angle = rng.uniform(0, 2 * np.pi)
+    across = np.linspace(0, np.cos(angle), rgba.shape[1], dtype=np.float32)[None, :]
+    down = np.linspace(0, np.sin(angle), rgba.shape[0], dtype=np.float32)[:, None]
+    ramp = across + down - 0.5
+    gradient = 1 + rng.uniform(0, 0.4) * strength * ramp
+    colour = ((colour - mean) * contrast + mean) * brightness * gradient[..., None]
+    return np.dstack([np.clip(colour, 0, 255).astype(np.uint8), rgba[..., 3]])
+
+
+def occlude(canvas: np.ndarray, box: Box, rng: np.random.Generator, extent: tuple[float, float]) -> None:
+    """A solid bar (a shelf edge, a hand, a price strip) across part of the object."""
+    x, y, width, height = box
+    vertical = rng.random() < 0.5
+    span = width if vertical else height
+    thickness = max(2, round(span * rng.uniform(*extent)))
+    start = round((x if vertical else y) + rng.uniform(-thickness / 2, span - thickness / 2))
+    colour = rng.uniform(0, 255, 3).astype(np.float32)
+    if vertical:
+        canvas[max(0, y - height // 4) : y + height + height // 4, max(0, start) : max(0, start + thickness)] = colour
+    else:
+        canvas[max(0, start) : max(0, start + thickness), max(0, x - width // 4) : x + width + width // 4] = colour
+
+
+def finish(canvas: np.ndarray, rng: np.random.Generator, difficulty: Difficulty) -> np.ndarray:
+    """Whole-photo effects: a colour cast, sensor noise and, sometimes, blur."""
+    strength = difficulty.photometric
+    image = canvas
+    if strength > 0:
+        image = image * (1 + rng.uniform(-0.1, 0.1, 3).astype(np.float32) * strength)
+        image = image + rng.standard_normal(image.shape, dtype=np.float32) * (rng.uniform(0, 6) * strength)
+    if rng.random() < difficulty.blur_probability:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(*difficulty.blur_sigma))
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def crop(image: np.ndarray, box: Box) -> np.ndarray:
+    x, y, width, height = box
+    return image[y : y + height, x : x + width]
+
+
+def _shadow(rng: np.random.Generator, difficulty: Difficulty, angle: float, side: float) -> tuple | None:
+    if rng.random() >= difficulty.shadow_probability:
+        return None
+    distance = rng.uniform(0.02, 0.06) * side
+    return (distance * np.cos(angle), distance * np.sin(angle)), max(1.0, 0.03 * side), rng.uniform(0.25, 0.55)
+
+
+def _prescale(rgba: np.ndarray, homography: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shrinks the object with area averaging first, so a strong downscale in the warp does not alias."""
+    scale = np.sqrt(abs(np.linalg.det(homography[:2, :2])))
+    if scale >= 0.7:
+        return rgba, homography
+    size = (max(2, round(rgba.shape[1] * scale)), max(2, round(rgba.shape[0] * scale)))
+    small = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
+    back = np.diag([rgba.shape[1] / size[0], rgba.shape[0] / size[1], 1.0])
+    return small, homography @ back
+
+
+def _project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return cv2.perspectiveTransform(points[None].astype(np.float64), homography)[0]
+
+
+def _iou(first: tuple, second: tuple) -> float:
+    ax, ay, aw, ah = first
+    bx, by, bw, bh = second
+    width = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    height = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    intersection = width * height
+    union = aw * ah + bw * bh - intersection
+    return intersection / union if union > 0 else 0.0
