@@ -9,7 +9,8 @@ import typer
 
 from trainer.cli import register as register_trainer_commands
 
-app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery, models and trainer.", no_args_is_help=True)
+app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery, models and trainer.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
 models_app = typer.Typer(help="List and pull known models into the model store.")
 app.add_typer(gallery_app, name="gallery")
@@ -50,7 +51,13 @@ def pull_model(
 
 
 def main() -> None:
-    app()
+    from service.errors import ServiceError
+
+    try:
+        app()
+    except ServiceError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise SystemExit(2) from error
 
 
 @app.command()
@@ -125,13 +132,29 @@ def gallery_export(out: Path = typer.Argument(..., help="directory for images/ a
     """Write the gallery as a PaddleClas list file with copies of the images."""
     from service.config import get_settings
     from service.gallery import Gallery, export_gallery
-    from service.inference.manifest import load_manifest
+
+    with Gallery.open_stored(get_settings().gallery) as gallery:
+        list_file = export_gallery(gallery, out)
+    typer.echo(f"wrote {list_file}")
+
+
+@gallery_app.command("reembed")
+def gallery_reembed() -> None:
+    """Re-embed every stored image with the configured embedder (after a model change); resumable."""
+    from rich.progress import Progress
+
+    from service.config import get_settings
+    from service.gallery.reembed import reembed_gallery
+    from service.importing import stored_image_embedder
+    from service.inference.models import load_embedder
 
     settings = get_settings()
-    manifest = load_manifest(settings.models.embedder_dir)
-    gallery = Gallery.open(settings.gallery, embedding_dim=manifest.embedding_dim or 0, model_id=manifest.model_id)
-    try:
-        list_file = export_gallery(gallery, out)
-    finally:
-        gallery.close()
-    typer.echo(f"wrote {list_file}")
+    embedder = load_embedder(settings.models.embedder_dir, settings.runtime,
+                             max_batch_size=settings.pipeline.max_batch_size)
+    with Progress() as progress:
+        task = progress.add_task("re-embedding", total=None)
+        done = reembed_gallery(settings.gallery, embedding_dim=embedder.embedding_dim,
+                               model_id=embedder.manifest.model_id,
+                               embed=stored_image_embedder(embedder, settings.limits),
+                               progress=lambda finished, total: progress.update(task, completed=finished, total=total))
+    typer.echo(f"re-embedded {done} images with {embedder.manifest.model_id}")

@@ -41,3 +41,29 @@ def test_import_twice_then_export_round_trips_labels(environment: dict[str, str]
     rows = (tmp_path / "out" / "gallery_list.txt").read_text(encoding="utf-8").splitlines()
     assert sorted(row.split("\t")[1] for row in rows) == ["cat food", "cat food", "乐虎 coffee"]
     assert all((tmp_path / "out" / row.split("\t")[0]).is_file() for row in rows)
+
+
+def test_a_new_embedder_needs_reembed_then_the_gallery_opens(environment: dict[str, str], tmp_path: Path,
+                                                             model_store_dir: Path) -> None:
+    import json
+    import shutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(encode(coffee()))
+    (photos / "list.txt").write_text("a.jpg\tcoffee\n", encoding="utf-8")
+    upgraded = tmp_path / "upgraded"
+    shutil.copytree(model_store_dir / "embedder" / "default", upgraded)
+    manifest = json.loads((upgraded / "manifest.json").read_text())
+    (upgraded / "manifest.json").write_text(json.dumps({**manifest, "version": "2"}))
+    runner = CliRunner()
+    runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=environment)
+    with_upgrade = {**environment, "SHITU_MODELS__EMBEDDER": str(upgraded)}
+
+    refused = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=with_upgrade)
+    redone = runner.invoke(app, ["gallery", "reembed"], env=with_upgrade)
+    after = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=with_upgrade)
+
+    assert refused.exit_code != 0 and "reembed" in str(refused.exception)
+    assert redone.exit_code == 0 and "re-embedded 1 images with efficientnet-lite0-imagenet@2" in redone.output
+    assert after.exit_code == 0 and "added 0, unchanged 1, failed 0" in after.output
