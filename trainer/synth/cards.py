@@ -64,6 +64,12 @@ def render_card(logo: np.ndarray, design: CardDesign, side: int = CARD_SIDE) -> 
     return np.dstack([np.clip(card + 0.5, 0, 255).astype(np.uint8), _rounded_mask(width, height, design.corner_share)])
 
 
+def flatten_card(card: np.ndarray, background: int = 255) -> np.ndarray:
+    """The card as an RGB photo on a plain background (its rounded corners take the background's colour)."""
+    alpha = card[..., 3:4].astype(np.float32) / 255.0
+    return np.clip(card[..., :3] * alpha + background * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+
+
 def _rounded_mask(width: int, height: int, corner_share: float) -> np.ndarray:
     mask = np.full((height, width), 255, np.uint8)
     radius = round(min(width, height) * corner_share)

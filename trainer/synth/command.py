@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import typer
@@ -11,10 +10,11 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trainer.synth.assets import AssetsMissingError, default_assets_dir
+from trainer.synth.dataset import SYNTH_OUTPUTS, synthesize
+from trainer.synth.demo import build_demo
 from trainer.synth.difficulty import Difficulty, preset
 from trainer.synth.generator import SynthOptions
-
-OUTPUT_PARTS = ("images", "recognition", "detection", "classes.json", "synth.json")
+from trainer.synth.writer import prepare_output
 
 
 def difficulty_with_overrides(name: str, overrides: list[str]) -> Difficulty:
@@ -27,16 +27,6 @@ def difficulty_with_overrides(name: str, overrides: list[str]) -> Difficulty:
         parsed = yaml.safe_load(f"[{text}]") if "," in text else yaml.safe_load(text)
         values[knob] = tuple(parsed) if isinstance(parsed, list) else parsed
     return Difficulty.model_validate(values)
-
-
-def prepare_output(out: Path, overwrite: bool) -> None:
-    existing = [part for part in OUTPUT_PARTS if (out / part).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    for part in existing:
-        target = out / part
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def run_synth(
@@ -53,8 +43,6 @@ def run_synth(
     assets_dir: Path | None,
     overwrite: bool,
 ) -> None:
-    from trainer.synth.dataset import synthesize
-
     try:
         options = SynthOptions(
             seed=seed,
@@ -66,7 +54,7 @@ def run_synth(
             difficulty_name=difficulty,
             difficulty=difficulty_with_overrides(difficulty, knobs),
         )
-        prepare_output(out, overwrite)
+        prepare_output(out, overwrite, SYNTH_OUTPUTS)
     except (ValueError, FileExistsError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
@@ -94,8 +82,6 @@ def run_synth(
 
 
 def run_demo(out: Path, assets_dir: Path | None, overwrite: bool) -> None:
-    from trainer.synth.demo import build_demo
-
     try:
         summary = build_demo(out, assets_dir or default_assets_dir(), overwrite=overwrite)
     except (AssetsMissingError, FileExistsError) as error:

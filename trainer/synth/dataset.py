@@ -25,6 +25,7 @@ from trainer.synth.splits import SPLITS, Split, split_of_key
 from trainer.synth.writer import Annotation, DetectionImage, coco_document, write_json, write_label_list
 
 FORMAT_VERSION = 1
+SYNTH_OUTPUTS = ("images", "recognition", "detection", "classes.json", "synth.json")
 
 
 def synthesize(

@@ -7,7 +7,6 @@ Each scene and each gallery view draws from its own ``numpy.random.Generator`` s
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.synth import backgrounds
 from trainer.synth.assets import ObjectAsset, load_object
+from trainer.synth.cards import flatten_card
 from trainer.synth.catalog import Catalog, ProductClass, render_product
 from trainer.synth.difficulty import Difficulty
 from trainer.synth.scenes import compose_scene, crop, decode_jpeg, encode_jpeg
 from trainer.synth.splits import SPLITS, Split
 
-logger = logging.getLogger(__name__)
 SCENE_STREAM, VIEW_STREAM = 1, 2
 CROP_QUALITY = 95
 DISTRACTOR_SIDE = 256
@@ -200,8 +199,7 @@ def _view(split: Split, class_id: int, view: int) -> ViewRecord:
     item = next(candidate for candidate in context.classes[split] if candidate.class_id == class_id)
     card = _product(item.asset.name)
     if view == 0:
-        alpha = card[..., 3:4].astype(np.float32) / 255.0
-        image = np.clip(card[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+        image = flatten_card(card)
     else:
         rng = np.random.default_rng([context.options.seed, SPLITS.index(split), VIEW_STREAM, class_id, view])
         side = max(card.shape[:2])

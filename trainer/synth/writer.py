@@ -6,6 +6,7 @@ Files are written with sorted keys and fixed separators, so the same content alw
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,3 +92,17 @@ def coco_document(images: list[DetectionImage], description: str) -> dict[str, A
 def write_json(path: Path, document: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def prepare_output(out: Path, overwrite: bool, parts: tuple[str, ...]) -> None:
+    """Refuses to mix two runs in one directory: earlier ``parts`` go only with ``overwrite``."""
+    existing = [part for part in parts if (out / part).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+    for part in existing:
+        target = out / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
