@@ -119,7 +119,6 @@ class EfficientNetLite0(nn.Layer):
         self._bn1 = _batch_norm(HEAD_CHANNELS)
         self._avg_pooling = nn.AdaptiveAvgPool2D(1)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes) if num_classes else None
-        self.output_dim = num_classes or HEAD_CHANNELS
 
     def features(self, x: paddle.Tensor) -> paddle.Tensor:
         x = F.relu6(self._bn0(self._conv_stem(x)))

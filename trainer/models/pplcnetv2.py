@@ -15,7 +15,8 @@ from paddle import nn
 from paddle.nn.initializer import KaimingNormal
 from paddle.regularizer import L2Decay
 
-# (out channels of the stage's first block is twice these), dw kernel, split_pw, use_rep, use_se, use_shortcut
+# Per stage: input channels (every block outputs twice as many), depthwise kernel, split pointwise,
+# re-parameterizable branches, squeeze-excitation, residual (PaddleClas NET_CONFIG at scale 1.0).
 STAGE_CONFIG: tuple[tuple[int, int, bool, bool, bool, bool], ...] = (
     (64, 3, False, False, False, False),
     (128, 3, False, False, False, False),
@@ -186,7 +187,6 @@ class PPLCNetV2Backbone(nn.Layer):
         # downscale_in_infer: kept units are not rescaled in training and eval multiplies by 1 - p.
         self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.output_dim = embedding_dim
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.stem(x)
