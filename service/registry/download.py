@@ -87,9 +87,11 @@ def download(
             _stream_into(response, part, offset, total, on_progress)
     except httpx.TransportError as error:
         kept = part.stat().st_size if part.is_file() else 0
+        if kept == 0:
+            raise DownloadError(f"could not download {url}: {error or type(error).__name__}") from error
         raise DownloadError(
             f"download of {url} interrupted after {kept} bytes ({error}); run the same command again to resume",
-            resumable=kept > 0,
+            resumable=True,
         ) from error
     size = part.stat().st_size
     if total is not None and size != total:

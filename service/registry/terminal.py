@@ -56,7 +56,7 @@ def pull_command(name: str, store: Path, url: str | None, force: bool, console: 
     try:
         model = get_known_model(name)
         result = _pull_with_progress(model, store, url, force, console)
-    except (UnknownModelError, PullError) as error:
+    except (UnknownModelError, PullError, OSError) as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         return 1
     check = "verified" if result.verified else "not verified (the registry has no checksum for it)"

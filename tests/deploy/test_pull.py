@@ -3,6 +3,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import socket
 import tarfile
 from pathlib import Path
 
@@ -175,6 +177,18 @@ def test_missing_file_on_the_server_is_a_clear_error(file_server: FileServer, st
     before = snapshot(store)
 
     with pytest.raises(PullError, match=r"GET .*rec\.tar\.missing answered HTTP 404"):
+        pull_model(RECOGNIZER, store, url=url)
+
+    assert snapshot(store) == before
+
+
+def test_unreachable_server_is_a_clear_error(store: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/rec.tar"
+    before = snapshot(store)
+
+    with pytest.raises(PullError, match=rf"could not download {re.escape(url)}: .*refused"):
         pull_model(RECOGNIZER, store, url=url)
 
     assert snapshot(store) == before
