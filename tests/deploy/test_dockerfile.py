@@ -5,7 +5,6 @@ import shlex
 from types import ModuleType
 
 import pytest
-import tomllib
 
 from tests.deploy.deployment_files import (
     REPO,
@@ -102,6 +101,7 @@ def test_image_command_is_shitu_serve() -> None:
 
 @pytest.fixture(scope="module")
 def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ (the images run 3.11 and 3.12)")
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
