@@ -1,6 +1,7 @@
 """One synthetic dataset on disk: images, PaddleClas lists, COCO json, ``classes.json`` and ``synth.json``.
 
-Layout under ``out`` (every path in the lists and json files is relative to ``out``)::
+Layout under ``out``; paths in the lists and json files are relative to the file's own folder (``../images/…``),
+so readers that default their image root to the list's folder need no option::
 
     images/scenes/<split>/NNNNNN.jpg         photos (detection images)
     images/crops/<split>/NNNNNN_K.jpg        ground-truth crops of their products (recognition queries)
@@ -25,6 +26,7 @@ from trainer.synth.splits import SPLITS, Split, split_of_key
 from trainer.synth.writer import Annotation, DetectionImage, coco_document, write_json, write_label_list
 
 FORMAT_VERSION = 1
+UP = "../"  # from recognition/ and detection/ to images/
 SYNTH_OUTPUTS = ("images", "recognition", "detection", "classes.json", "synth.json")
 
 
@@ -78,8 +80,8 @@ def write_recognition_lists(
     open_set = {item.class_id for item in classes if item.open_set}
     counts: dict[str, int] = {}
     for split in SPLITS:
-        crops = [(target.crop_file, target.class_id) for s in scenes if s.split is split for target in s.targets]
-        split_views = [(view.file, view.class_id) for view in views if view.split is split]
+        crops = [(UP + target.crop_file, target.class_id) for s in scenes if s.split is split for target in s.targets]
+        split_views = [(UP + view.file, view.class_id) for view in views if view.split is split]
         counts[f"{split.value}_list"] = write_label_list(folder / f"{split.value}_list.txt", split_views + crops)
         if split is Split.train:
             continue
@@ -95,7 +97,7 @@ def write_recognition_lists(
 
 def _detection_image(record: SceneRecord, size: int) -> DetectionImage:
     annotations = [Annotation(target.box, target.area, target.class_id) for target in record.targets]
-    return DetectionImage(record.file, size, size, record.background, annotations)
+    return DetectionImage(UP + record.file, size, size, record.background, annotations)
 
 
 def _class_entry(item: ProductClass) -> dict[str, Any]:

@@ -203,7 +203,9 @@ def _shadow(rng: np.random.Generator, difficulty: Difficulty, angle: float, side
 
 def _prescale(rgba: np.ndarray, homography: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Shrinks the object with area averaging first, so a strong downscale in the warp does not alias."""
-    scale = np.sqrt(abs(np.linalg.det(homography[:2, :2])))
+    height, width = rgba.shape[:2]
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+    scale = np.sqrt(cv2.contourArea(_project(homography, corners).astype(np.float32)) / (width * height))
     if scale >= 0.7:
         return rgba, homography
     size = (max(2, round(rgba.shape[1] * scale)), max(2, round(rgba.shape[0] * scale)))
