@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench assets
 
 install: $(VENV)/.installed
 
@@ -13,6 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[trainer,test]'
 	touch $@
+
+# Registry assets of `shitu data synth|demo` (idempotent). ASSETS=--minimal: npm only (tests, demo);
+# ASSETS=--full: + Plasma wallpapers and openclipart-png for full datasets; default: npm + MATE/GNOME wallpapers.
+assets:
+	scripts/install-assets.sh $(ASSETS)
 
 run: install
 	$(BIN)/shitu serve --demo
