@@ -34,6 +34,12 @@ class DataConfig(_Section):
     gallery_list: Path | None = None
     augment: AugmentConfig = AugmentConfig()
     num_workers: int = Field(0, ge=0, description="decode/augment threads; 0 decodes in the training thread")
+    upweight_ranges: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="inclusive class-index ranges (first-appearance order in train_list) drawn upweight_ratio "
+        "times as often; PP-ShiTuV2: [[50030, 80700], [92019, 96015]] (VeRI-Wild and Inshop) x 4",
+    )
+    upweight_ratio: float = Field(4.0, gt=0.0)
 
     @model_validator(mode="after")
     def _one_evaluation_source(self) -> DataConfig:

@@ -21,7 +21,7 @@ from trainer.config import TrainRecognitionConfig
 from trainer.data.augment import TrainAugment
 from trainer.data.dataset import BatchLoader, RecognitionDataset
 from trainer.data.labels import class_index, read_label_list
-from trainer.data.sampler import PKSampler
+from trainer.data.sampler import PKSampler, identity_weights
 from trainer.export_recognition import export_recognition
 from trainer.losses import ArcMarginHead, RecognitionLoss
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
@@ -135,8 +135,14 @@ class RecognitionTrainer:
         epoch = self.progress.epoch
         # Every random stream restarts from (seed, epoch): resuming at an epoch boundary replays exactly.
         paddle.seed(self.config.seed * 100_003 + epoch)
+        data = self.config.data
+        weights = identity_weights(self.train_set.num_classes, data.upweight_ranges, data.upweight_ratio)
         sampler = PKSampler(
-            self.train_set.labels, self.config.batch_size, self.config.images_per_id, seed=self.config.seed + epoch
+            self.train_set.labels,
+            self.config.batch_size,
+            self.config.images_per_id,
+            id_weights=weights,
+            seed=self.config.seed + epoch,
         )
         augment_rng = np.random.default_rng([self.config.seed, epoch])
         set_training_mode(self.model, self.frozen)

@@ -14,7 +14,7 @@ from trainer.config import AugmentConfig
 from trainer.data.augment import EvalTransform, TrainAugment, random_crop, rotate
 from trainer.data.dataset import BatchLoader, RecognitionDataset, UnreadableImage
 from trainer.data.labels import LabelEntry, LabelListError, class_index, read_label_list
-from trainer.data.sampler import PKSampler
+from trainer.data.sampler import PKSampler, identity_weights
 
 PREPROCESS = Preprocess(size=(224, 224))
 
@@ -99,6 +99,14 @@ def test_pk_sampler_batches() -> None:
             if identity != 2:  # identities with >= K images are drawn without replacement
                 assert len(set(images)) == 4
     assert [list(batch) for batch in PKSampler(labels, 8, 4, seed=3)] == batches
+
+
+def test_identity_weights_upweight_inclusive_ranges() -> None:
+    weights = identity_weights(8, [(1, 2), (5, 5)], 4.0)
+    assert weights is not None and weights.tolist() == [1, 4, 4, 1, 1, 4, 1, 1]
+    assert identity_weights(8, [], 4.0) is None
+    with pytest.raises(ValueError, match="outside the 8 identities"):
+        identity_weights(8, [(6, 8)], 4.0)
 
 
 def test_pk_sampler_weights_and_errors() -> None:

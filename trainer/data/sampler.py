@@ -67,6 +67,18 @@ class PKSampler:
         self.rng.bit_generator.state = state["bit_generator"]
 
 
+def identity_weights(count: int, ranges: Sequence[tuple[int, int]], ratio: float) -> NDArray[np.float64] | None:
+    """Weights for ``count`` identities: ``ratio`` inside the inclusive index ranges, 1 elsewhere."""
+    if not ranges:
+        return None
+    weights = np.ones(count, dtype=np.float64)
+    for first, last in ranges:
+        if not 0 <= first <= last < count:
+            raise ValueError(f"up-weighting range [{first}, {last}] is outside the {count} identities")
+        weights[first : last + 1] = ratio
+    return weights
+
+
 def _normalized(weights: NDArray[np.float64] | None, count: int) -> NDArray[np.float64] | None:
     if weights is None:
         return None
