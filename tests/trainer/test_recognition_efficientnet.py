@@ -14,7 +14,12 @@ from service.inference.manifest import load_manifest
 from tests.trainer.recognition_helpers import predict, to_batch, unit_rows
 from trainer.export_recognition import export_imagenet_embedder
 from trainer.models import build_recognition_model
-from trainer.models.efficientnet_lite import EfficientNetLite0, imagenet_weights_path, load_imagenet_weights
+from trainer.models.efficientnet_lite import (
+    EfficientNetLite0,
+    SameConv2D,
+    imagenet_weights_path,
+    load_imagenet_weights,
+)
 from trainer.models.recognition import PREPROCESS
 from trainer.torch_legacy import TorchFormatError, load_legacy_state_dict
 
@@ -49,6 +54,17 @@ def test_reader_refuses_other_files_and_code_in_the_pickle(tmp_path: Path) -> No
         pickle.dump(Exploit(), file)
     with pytest.raises(TorchFormatError, match="builtins.print"):
         load_legacy_state_dict(hostile)
+
+
+def test_same_padding_puts_the_extra_pixel_bottom_right_on_each_axis() -> None:
+    conv = SameConv2D(1, 1, 3, stride=2)
+    conv.weight.set_value(np.ones([1, 1, 3, 3], dtype=np.float32))
+    image = np.arange(7 * 10, dtype=np.float32).reshape(1, 1, 7, 10)
+    output = conv(paddle.to_tensor(image)).numpy()[0, 0]
+    # TF SAME: height 7 pads (1, 1), width 10 pads (0, 1); the output is ceil(size / 2) on each axis.
+    padded = np.pad(image[0, 0], ((1, 1), (0, 1)))
+    expected = np.array([[padded[r : r + 3, c : c + 3].sum() for c in range(0, 10, 2)] for r in range(0, 7, 2)])
+    np.testing.assert_allclose(output, expected, rtol=1e-6)
 
 
 def test_converted_classifier_puts_espresso_first_on_the_coffee_photo() -> None:

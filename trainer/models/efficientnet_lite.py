@@ -56,16 +56,19 @@ class SameConv2D(nn.Conv2D):
             bias_attr=False,
         )
         self._symmetric = symmetric
+        self._same_kernel = kernel_size
+        self._same_stride = stride
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         if not self._symmetric:
-            x = F.pad(x, self._same_padding(x.shape[2]) + self._same_padding(x.shape[3]), data_format="NCHW")
+            # F.pad orders a 4-element NCHW pad as (left, right, top, bottom).
+            x = F.pad(x, self._same_padding(x.shape[3]) + self._same_padding(x.shape[2]), data_format="NCHW")
         return super().forward(x)
 
     def _same_padding(self, size: int) -> list[int]:
-        kernel, stride = self._kernel_size[0], self._stride[0]
         if size < 0:
             raise ValueError("EfficientNet needs a static input height and width for its SAME padding")
+        kernel, stride = self._same_kernel, self._same_stride
         total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
         return [total // 2, total - total // 2]
 
