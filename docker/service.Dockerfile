@@ -32,17 +32,18 @@ ARG DEVICE
 ARG EXTRAS=""
 # paddlepaddle-gpu 3.x is not on PyPI: Paddle's own index, one per CUDA version
 ARG PADDLE_GPU_INDEX_URL=https://www.paddlepaddle.org.cn/packages/stable/cu126/
-# the TensorRT release Paddle's CUDA 12.6 builds are tested with
-ARG TENSORRT_VERSION=10.5.0
+# the TensorRT release Paddle's CUDA 12.6 builds are tested with, as NVIDIA's pip wheel of its libraries
+ARG TENSORRT_PACKAGE=tensorrt-cu12-libs==10.5.0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml docker/requirements.py ./
 RUN python requirements.py pyproject.toml --device "${DEVICE}" --extras "${EXTRAS}" > requirements.txt \
  && if [ "${DEVICE}" = gpu ]; then \
-      pip install --extra-index-url "${PADDLE_GPU_INDEX_URL}" -r requirements.txt \
-        "tensorrt-cu12-libs==${TENSORRT_VERSION}" \
-      && trt_dir="$(dirname "$(find /opt/venv -name 'libnvinfer.so.*' -print -quit)")" \
+      pip install --extra-index-url "${PADDLE_GPU_INDEX_URL}" -r requirements.txt "${TENSORRT_PACKAGE}" \
+      && nvinfer="$(find /opt/venv -name 'libnvinfer.so.*' -print -quit)" \
+      && test -n "${nvinfer}" \
+      && trt_dir="$(dirname "${nvinfer}")" \
       && ln -s "${trt_dir}" /opt/venv/tensorrt \
       && for lib in libnvinfer libnvinfer_plugin; do \
            ln -sf "$(ls "${trt_dir}/${lib}".so.* | head -n 1)" "${trt_dir}/${lib}.so"; \
