@@ -93,6 +93,12 @@ def test_nothing_valid_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(DetectionDataError, match="cannot read"):
         CocoDetectionDataset(path)
+    path.write_text(json.dumps({"images": [{"file_name": "a.png"}], "categories": [{"id": 1}]}))
+    with pytest.raises(DetectionDataError, match="malformed"):
+        CocoDetectionDataset(path)
+    path.write_text(json.dumps({"images": [], "categories": []}))
+    with pytest.raises(DetectionDataError, match="no categories"):
+        CocoDetectionDataset(path)
 
 
 def _square_scene() -> Annotated:

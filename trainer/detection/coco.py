@@ -81,17 +81,13 @@ class CocoDetectionDataset:
         self.annotation_file = Path(annotation_file)
         self.image_root = Path(image_root) if image_root is not None else self.annotation_file.parent
         document = _read_json(self.annotation_file)
-        categories = sorted(_list_field(document, "categories", self.annotation_file), key=lambda item: item["id"])
-        if single_class is not None:
-            self.category_names = [single_class]
-            category_index = {int(category["id"]): 0 for category in categories}
-        else:
-            self.category_names = [str(category.get("name", category["id"])) for category in categories]
-            category_index = {int(category["id"]): index for index, category in enumerate(categories)}
-        if not category_index:
-            raise DetectionDataError(f"{self.annotation_file} lists no categories")
         self.report = AnnotationReport()
-        self.samples = self._build_samples(document, category_index, keep_empty_images)
+        try:
+            category_index = self._read_categories(document, single_class)
+            self.samples = self._build_samples(document, category_index, keep_empty_images)
+        except (KeyError, TypeError, ValueError) as error:
+            # A missing or non-numeric image/category id: the file is not COCO, no use guessing.
+            raise DetectionDataError(f"{self.annotation_file} is malformed: {error!r}") from error
         if self.report.skipped:
             logger.warning("%s: %s", self.annotation_file, self.report.summary())
         if not self.samples or self.report.boxes == 0:
@@ -113,6 +109,16 @@ class CocoDetectionDataset:
         if pixels is None:
             raise ImageReadError(f"cannot decode {path}")
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+    def _read_categories(self, document: dict[str, Any], single_class: str | None) -> dict[int, int]:
+        categories = sorted(_list_field(document, "categories", self.annotation_file), key=lambda item: item["id"])
+        if not categories:
+            raise DetectionDataError(f"{self.annotation_file} lists no categories")
+        if single_class is not None:
+            self.category_names = [single_class]
+            return {int(category["id"]): 0 for category in categories}
+        self.category_names = [str(category.get("name", category["id"])) for category in categories]
+        return {int(category["id"]): index for index, category in enumerate(categories)}
 
     def _build_samples(
         self, document: dict[str, Any], category_index: dict[int, int], keep_empty_images: bool
