@@ -23,14 +23,17 @@ _STORE_OPTION = typer.Option(None, "--store", help="model store directory (defau
 
 @models_app.command("list")
 def list_models(store: Path | None = _STORE_OPTION) -> None:
-    """Show the known models, their sizes and whether they are installed."""
+    """Show the known models (sizes, installed or not) and every model directory in the store."""
     from rich.console import Console
 
     from service.config import get_settings
     from service.registry.known import KNOWN_MODELS
-    from service.registry.terminal import models_table
+    from service.registry.terminal import models_table, store_table
 
-    Console().print(models_table(KNOWN_MODELS.values(), store or get_settings().models.store))
+    store = store or get_settings().models.store
+    console = Console()
+    console.print(models_table(KNOWN_MODELS.values(), store))
+    console.print(store_table(store))
 
 
 @models_app.command("pull")

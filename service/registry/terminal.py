@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from service.inference.manifest import ManifestError, load_manifest
 from service.registry.known import ArtifactKind, KnownModel, UnknownModelError, get_known_model
 from service.registry.pull import PullError, PullResult, pull_model
 
@@ -32,6 +33,26 @@ def models_table(models: Iterable[KnownModel], store: Path) -> Table:
         installed = str(model.install_path(store)) if model.is_installed(store) else "no"
         checksum = model.sha256[:12] if model.sha256 else "unknown"
         table.add_row(model.name, model.kind.value, _size_text(model), checksum, installed, model.description)
+    return table
+
+
+def _describe(model_dir: Path) -> tuple[str, str]:
+    try:
+        manifest = load_manifest(model_dir)
+    except ManifestError as error:
+        return "unreadable", str(error)
+    return manifest.model_id, manifest.architecture
+
+
+def store_table(store: Path) -> Table:
+    """Every model directory of the store, by the name the ``SHITU_MODELS__*`` settings take."""
+    table = Table(title="In the store (values for SHITU_MODELS__EMBEDDER / SHITU_MODELS__DETECTOR)")
+    for column in ("directory", "model"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("architecture")
+    for kind in (ArtifactKind.embedder, ArtifactKind.detector):
+        for model_dir in sorted(path for path in (store / kind.value).glob("*") if path.is_dir()):
+            table.add_row(f"{kind.value}/{model_dir.name}", *_describe(model_dir))
     return table
 
 

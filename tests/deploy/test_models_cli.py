@@ -37,6 +37,21 @@ def test_list_shows_which_models_are_installed(file_server: FileServer, tmp_path
     assert "checkpoint" in rows["pplcnetv2-base-ssld"]
 
 
+def test_list_shows_every_model_directory_of_the_store(file_server: FileServer, tmp_path: Path) -> None:
+    url = file_server.serve("rec.tar", official_like_tar(params_size=1024))
+    CliRunner().invoke(app, ["models", "pull", "ppshituv2-rec", "--store", str(tmp_path), "--url", url])
+    (tmp_path / "detector" / "broken").mkdir(parents=True)
+
+    result = CliRunner().invoke(app, ["models", "list", "--store", str(tmp_path)], env=WIDE)
+
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") == 4}
+    assert (
+        "ppshituv2-rec@1.0" in rows["embedder/ppshituv2-rec"]
+        and "PPLCNetV2_base_ShiTu" in rows["embedder/ppshituv2-rec"]
+    )
+    assert "unreadable" in rows["detector/broken"] and "no manifest.json" in rows["detector/broken"]
+
+
 def test_failed_pull_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["models", "pull", "no-such-model", "--store", str(tmp_path)], env=WIDE)
 
