@@ -99,9 +99,11 @@ def test_interrupted_download_fails_then_resumes_with_a_range_request(file_serve
     assert part.stat().st_size == 100_000
     assert not (store / "embedder").exists()
 
-    result = pull_model(model, store, url=url)
+    progress: list[tuple[int, int | None]] = []
+    result = pull_model(model, store, url=url, on_progress=lambda done, total: progress.append((done, total)))
 
     assert file_server.state.range_headers == [None, "bytes=100000-"]
+    assert progress[0][0] > 100_000 and progress[-1] == (len(body), len(body))
     assert result.verified and (result.path / "inference.pdiparams").is_file()
     assert not (store / ".downloads").exists()
 
