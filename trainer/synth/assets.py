@@ -37,8 +37,8 @@ EXCLUDED_PRODUCT_FOLDERS = (
     "tools/weapons/",
 )
 MIN_VISIBLE_PIXELS, MIN_VISIBLE_SIDE = 64, 8
-# Some openclipart files are 168 Mpx; larger ones are skipped (by header, so the choice is deterministic).
-MAX_CLIPART_SIDE = 4096
+# Some openclipart files are 168 Mpx and slow to decode; larger ones are skipped (by header: deterministic).
+MAX_CLIPART_SIDE = 2048
 
 
 class AssetsMissingError(RuntimeError):

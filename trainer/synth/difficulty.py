@@ -14,7 +14,9 @@ class Difficulty(BaseModel):
 
     rotation_deg: float = Field(30.0, ge=0, le=180, description="objects turn by up to ± this many degrees")
     perspective: float = Field(0.18, ge=0, lt=0.5, description="each card corner moves by up to this share of its size")
-    scale: tuple[float, float] = Field((0.2, 0.65), description="longest object side as a share of the scene side")
+    scale: tuple[float, float] = Field(
+        (0.2, 0.65), description="longest object side as a share of the scene side (x n^-0.35 for n products)"
+    )
     occlusion_probability: float = Field(0.25, ge=0, le=1, description="chance of a bar across an object")
     occlusion_extent: tuple[float, float] = Field((0.15, 0.35), description="bar width as a share of the object")
     photometric: float = Field(1.0, ge=0, le=3, description="strength of lighting, colour cast and noise")
