@@ -78,9 +78,9 @@ def demo_products(modules: Path) -> list[tuple[ObjectAsset, str]]:
     return chosen
 
 
-def build_demo(out: Path, assets_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+def build_demo(out: Path, assets_dir: Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Writes ``images/``, ``gallery_list.txt`` (path TAB label), ``queries/`` and ``queries.json``."""
-    modules = assets.require_npm_assets(assets_dir)
+    modules = assets.require_npm_assets(assets_dir or assets.default_assets_dir())
     out = Path(out)
     prepare_output(out, overwrite, DEMO_OUTPUTS)
     products = demo_products(modules)
