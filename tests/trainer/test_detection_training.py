@@ -12,7 +12,11 @@ import pytest
 from service.config import RuntimeSettings
 from service.inference.models import load_detector
 from tests.trainer.detection_synthetic import make_synthetic_coco
+from trainer.detection.coco import CocoDetectionDataset
 from trainer.detection.config import TrainDetectionConfig, load_detection_config
+from trainer.detection.ema import ModelEMA
+from trainer.detection.predict import predict_dataset
+from trainer.detection.setup import build_model
 from trainer.detection.train import TrainingResult, train_detector
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +77,27 @@ def test_the_export_loads_in_the_service_detector(tiny_run: tuple[TrainingResult
     detections = detector.detect(image)
     assert all(item.label == "foreground" and 0 <= item.box.x1 <= item.box.x2 <= 96 for item in detections)
     assert [item.score for item in detections] == sorted((item.score for item in detections), reverse=True)
+
+
+def test_training_time_evaluation_sees_what_the_service_sees(
+    tiny_run: tuple[TrainingResult, Path], shapes: tuple[Path, Path]
+) -> None:
+    """The EMA weights of the last checkpoint, post-processed by ``predict_dataset``, give the export's detections."""
+    _, output_dir = tiny_run
+    config = _config(shapes[0], output_dir)
+    model = build_model(config, 1)
+    model.set_state_dict(paddle.load(str(output_dir / "checkpoints" / "last.pdparams")))
+    ema = ModelEMA(model)
+    ema.set_state_dict(paddle.load(str(output_dir / "checkpoints" / "last.ema")))
+    validation = CocoDetectionDataset(shapes[1])
+    with ema.applied():
+        _, predicted = predict_dataset(model, validation, config.model.input_size)
+    detector = load_detector(output_dir / "export", RuntimeSettings(cpu_threads=1))
+    served = detector.detect(validation.load_image(0))
+    assert len(served) == len(predicted[0].scores) > 0
+    np.testing.assert_allclose([item.score for item in served], predicted[0].scores, atol=1e-4)
+    boxes = np.array([[item.box.x1, item.box.y1, item.box.x2, item.box.y2] for item in served])
+    np.testing.assert_allclose(boxes, predicted[0].boxes, atol=1.0)  # the service truncates to whole pixels
 
 
 def test_resume_continues_exactly(shapes: tuple[Path, Path], tmp_path: Path) -> None:
