@@ -142,6 +142,14 @@ def test_export_writes_program_configs_and_manifest(small_export: Path) -> None:
     assert from_yaml is not None and from_yaml.preprocess == manifest.preprocess
 
 
+def test_exported_graph_has_no_interpolate_op(small_export: Path) -> None:
+    """Interpolate ops abort Paddle 3.3.1's oneDNN executor (docs/trainer-detector.md); the export has none."""
+    program = json.loads((small_export / "inference.json").read_text(encoding="utf-8"))
+    operations = [operation["#"] for operation in program["program"]["regions"][0]["blocks"][0]["ops"]]
+    assert "1.multiclass_nms3" in operations and "1.conv2d" in operations
+    assert not [name for name in operations if "interp" in name]
+
+
 def test_nms_inside_equals_numpy_nms_with_onednn_on(small_model: PicoDet, small_export: Path, parity_dir: Path) -> None:
     paths = [parity_dir / "img1.png", parity_dir / "img2.png"]
     feed, factors = feed_for(paths, SMALL_SIZE)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 import pytest
 
 from tests.trainer.detector_weights import detector_input, fill_state
 from trainer.checkpoint import CheckpointMismatch
+from trainer.models.csp_pan import upsample_nearest_2x
 from trainer.models.picodet import PicoDet, build_picodet, build_picodet_architecture, load_picodet_checkpoint
 
 PARITY_SIZE = 640
@@ -139,3 +141,9 @@ def test_fine_tuning_to_other_classes_skips_only_the_class_convs() -> None:
 def test_unknown_architecture_is_refused() -> None:
     with pytest.raises(ValueError, match="picodet_lcnet_x2_5"):
         build_picodet_architecture("picodet_lcnet_x9")
+
+
+def test_upsampling_equals_nearest_interpolation() -> None:
+    features = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 7)).astype(np.float32))
+    expected = F.interpolate(features, scale_factor=2.0, mode="nearest")
+    np.testing.assert_array_equal(upsample_nearest_2x(features).numpy(), expected.numpy())
