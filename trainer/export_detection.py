@@ -50,11 +50,13 @@ class DetectorWithPostProcess(nn.Layer):
     ) -> tuple[paddle.Tensor, paddle.Tensor]:
         scores, boxes = self.model.head.decode_levels(*self.model(image))
         scores, boxes = _top_anchors_per_level(scores, boxes, self.nms.nms_pre)
+        # im_shape and scale_factor are (y, x); boxes are (x1, y1, x2, y2).
         height_width = im_shape.unsqueeze(1)
         upper = paddle.concat([height_width[:, :, 1:], height_width[:, :, :1]] * 2, axis=-1)
         boxes = paddle.minimum(paddle.maximum(boxes, paddle.zeros_like(boxes)), upper)
         factor = scale_factor.unsqueeze(1)
         boxes = boxes / paddle.concat([factor[:, :, 1:], factor[:, :, :1]] * 2, axis=-1)
+        # Paddle has no public multi-class NMS API; this is the op PaddleDetection's exports carry.
         bbox, _, bbox_num = _C_ops.multiclass_nms3(
             boxes,
             scores,
