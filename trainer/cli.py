@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from trainer.evaluation.command import evaluate_command
+
 export_app = typer.Typer(help="Export networks to Paddle Inference model directories the service loads.")
 train_app = typer.Typer(help="Train the recognition model or the main-body detector.")
 data_app = typer.Typer(help="Generate datasets.")
@@ -157,3 +159,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(train_app, name="train")
     app.add_typer(data_app, name="data")
+    app.command("eval")(evaluate_command)

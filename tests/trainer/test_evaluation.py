@@ -1,0 +1,101 @@
+"""``shitu eval`` on a hand-checkable benchmark with the test models (ImageNet embedder, untrained detector)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from tests.trainer.evaluation_benchmark import ABSENT, KNOWN, write_benchmark
+from trainer.evaluation.report import CURVE_FILE, FAILURES_FILE, JSON_FILE, MARKDOWN_FILE
+
+
+@pytest.fixture(scope="module")
+def evaluated(model_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    data = write_benchmark(tmp_path_factory.mktemp("benchmark"))
+    out = tmp_path_factory.mktemp("report")
+    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1",
+                   "SHITU_GALLERY__DETECT_ON_ENROLL": "false"}
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--split", "test", "--out", str(out)],
+                                env=environment)
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / JSON_FILE).read_text(encoding="utf-8"))
+
+
+def _fractions(document: Any) -> list[float]:
+    """Every rate, recall, precision, AP and F1 in the report."""
+    names = ("recall", "precision", "rate", "ap", "f1", "mean_average_precision")
+    if isinstance(document, dict):
+        found = [value for key, value in document.items() if isinstance(value, float) and key.startswith(names)]
+        return found + [value for item in document.values() for value in _fractions(item)]
+    if isinstance(document, list):
+        return [value for item in document for value in _fractions(item)]
+    return []
+
+
+def test_the_report_files_are_written(evaluated: tuple[Path, Any]) -> None:
+    out, report = evaluated
+    for name in (JSON_FILE, MARKDOWN_FILE, CURVE_FILE, FAILURES_FILE):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / CURVE_FILE).read_bytes().startswith(b"\x89PNG")
+    markdown = (out / MARKDOWN_FILE).read_text(encoding="utf-8")
+    assert "## Recognizer alone" in markdown and "## Detector alone" in markdown and "## End to end" in markdown
+    assert report["command"].startswith("shitu eval --data ") and report["command"] in markdown
+    assert report["models"] == {"embedder": "efficientnet-lite0-imagenet@1", "detector": "test-detector@1"}
+
+
+def test_every_metric_is_a_fraction(evaluated: tuple[Path, Any]) -> None:
+    values = _fractions(evaluated[1])
+    assert len(values) > 20
+    assert all(0.0 <= value <= 1.0 for value in values)
+
+
+def test_a_crop_identical_to_its_gallery_view_is_found_first(evaluated: tuple[Path, Any]) -> None:
+    recognizer = evaluated[1]["recognizer"]
+    assert recognizer["queries"] == len(KNOWN) and recognizer["gallery_images"] == len(KNOWN)
+    assert recognizer["recall1"] == 1.0 and recognizer["mean_average_precision"] == 1.0
+
+
+def test_end_to_end_finds_every_gallery_product_through_the_whole_image(evaluated: tuple[Path, Any]) -> None:
+    end_to_end = evaluated[1]["end_to_end"]
+    assert end_to_end["scenes"] == len(KNOWN) + len(ABSENT) and end_to_end["known_scenes"] == len(KNOWN)
+    assert end_to_end["recall1"] == 1.0 and end_to_end["recall5"] == 1.0
+    # Half of the open-set queries are absent classes: every one of them, and as many gallery scenes.
+    assert end_to_end["open_set_queries"] == 2 * len(ABSENT)
+    assert all(failure["known"] is False for failure in end_to_end["hard_failures"])
+
+
+def test_the_open_set_curve_is_monotone_and_the_calibration_separates_the_classes(
+    evaluated: tuple[Path, Any],
+) -> None:
+    end_to_end = evaluated[1]["end_to_end"]
+    curve = end_to_end["curve"]
+    thresholds = [point["min_score"] for point in curve]
+    assert thresholds == sorted(thresholds) and thresholds[0] == 0.0 and thresholds[-1] == 1.0
+    for lower, higher in zip(curve, curve[1:], strict=False):
+        assert higher["recall"] <= lower["recall"] and higher["matched"] <= lower["matched"]
+        assert higher["false_accept_rate"] <= lower["false_accept_rate"]
+    # Gallery products score ~1 against their identical view; an absent class never does.
+    calibration = end_to_end["calibration"]
+    assert calibration["split"] == "val" and calibration["rule"] == "best F1"
+    assert calibration["chosen"]["f1"] == 1.0 and calibration["on_evaluation_split"]["f1"] == 1.0
+    assert calibration["on_evaluation_split"]["false_accept_rate"] == 0.0
+
+
+def test_the_detector_track_scores_every_scene(evaluated: tuple[Path, Any]) -> None:
+    detector = evaluated[1]["detector"]
+    assert detector["images"] == len(KNOWN) + len(ABSENT)
+    assert detector["main_object_hit_rate"] <= detector["main_object_found_rate"]
+
+
+def test_a_missing_split_is_an_error_without_traceback(model_store_dir: Path, tmp_path: Path) -> None:
+    data = write_benchmark(tmp_path / "data", splits=("test",))
+    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1"}
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--out", str(tmp_path / "out"),
+                                      "--track", "end-to-end"], env=environment)
+    assert result.exit_code == 2
+    assert "val_gallery_list.txt not found" in result.output

@@ -1,0 +1,161 @@
+"""Run the benchmark tracks with the models and settings the service would use, and collect one report."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+from service.inference.models import load_recognizer
+from service.inference.pipeline import RecognizeOptions, Recognizer
+from trainer.evaluation.data import BenchmarkSplit, load_split
+from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
+from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
+from trainer.evaluation.open_set import OpenSetPoint, balanced, calibrate, open_set_curve, point_at
+from trainer.evaluation.recognizer_track import RecognizerResult, evaluate_recognizer
+
+# (task description, total steps) → a function to call after each step.
+ProgressHook = Callable[[str, int], Callable[[], None]]
+
+
+def no_progress(_description: str, _total: int) -> Callable[[], None]:
+    return lambda: None
+
+
+class Track(str, Enum):
+    recognizer = "recognizer"
+    detector = "detector"
+    end_to_end = "end-to-end"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    data: Path
+    split: str = "test"
+    calibration_split: str = "val"  # where the shipped min_score is chosen; the split itself is optimistic
+    tracks: tuple[Track, ...] = tuple(Track)
+    limit: int | None = None
+    precision_target: float | None = None  # None: calibrate to the best F1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    split: str
+    rule: str
+    chosen: OpenSetPoint  # on the calibration split
+    on_evaluation_split: OpenSetPoint  # the same min_score on the evaluated split
+
+
+@dataclass(frozen=True)
+class EndToEndResult:
+    scenes: int
+    known_scenes: int
+    recall1: float
+    recall5: float
+    open_set_queries: int  # half of them with the main object's class absent from the gallery
+    at_default: OpenSetPoint  # at the service's min_score (settings, else the embedder manifest)
+    calibration: Calibration | None
+    curve: list[OpenSetPoint]
+    outcomes: list[SceneOutcome]
+
+
+@dataclass
+class BenchmarkReport:
+    config: BenchmarkConfig
+    embedder: str
+    detector: str | None
+    options: RecognizeOptions
+    recognizer: RecognizerResult | None = None
+    detector_result: DetectorResult | None = None
+    end_to_end: EndToEndResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the per-scene outcomes, JSON-ready."""
+        end_to_end = None
+        if self.end_to_end is not None:
+            end_to_end = {key: value for key, value in asdict(self.end_to_end).items() if key != "outcomes"}
+        return {
+            "data": str(self.config.data),
+            "split": self.config.split,
+            "limit": self.config.limit,
+            "models": {"embedder": self.embedder, "detector": self.detector},
+            "options": {key: getattr(value, "value", value) for key, value in asdict(self.options).items()},
+            "recognizer": self.recognizer.as_dict() if self.recognizer else None,
+            "detector": self.detector_result.as_dict() if self.detector_result else None,
+            "end_to_end": end_to_end,
+            "seconds": self.seconds,
+        }
+
+
+def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: ProgressHook = no_progress) -> BenchmarkReport:
+    """Loads the models the settings name and runs the chosen tracks on ``config.split``."""
+    recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
+    options = recognizer.default_options(settings.pipeline)
+    split = load_split(config.data, config.split, limit=config.limit)
+    detector = recognizer.detector
+    report = BenchmarkReport(config, recognizer.embedder.manifest.model_id,
+                             detector.manifest.model_id if detector else None, options)
+    if Track.recognizer in config.tracks:
+        clock = time.perf_counter()
+        advance = progress("recognizer: crops", len(split.gallery) + len(split.queries))
+        report.recognizer = evaluate_recognizer(recognizer.embedder, split, settings.limits, advance)
+        report.seconds["recognizer"] = round(time.perf_counter() - clock, 2)
+    if Track.detector in config.tracks and detector is not None:
+        clock = time.perf_counter()
+        advance = progress("detector: scenes", len(split.scenes))
+        report.detector_result = evaluate_detector(detector, split, options, settings.limits, advance)
+        report.seconds["detector"] = round(time.perf_counter() - clock, 2)
+    if Track.end_to_end in config.tracks:
+        clock = time.perf_counter()
+        report.end_to_end = _end_to_end(recognizer, split, config, settings, options, progress)
+        report.seconds["end_to_end"] = round(time.perf_counter() - clock, 2)
+    return report
+
+
+def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, config: BenchmarkConfig, settings: Settings,
+                options: RecognizeOptions, progress: ProgressHook) -> EndToEndResult:
+    calibration_data = None
+    if config.calibration_split != config.split:  # read first: a missing split fails before any model runs
+        calibration_data = load_split(config.data, config.calibration_split, limit=config.limit)
+    outcomes = _recognize_split(recognizer, split, settings, options, progress)
+    queries = balanced([outcome.as_query() for outcome in outcomes])
+    curve = open_set_curve(queries)
+    calibration_curve = curve
+    if calibration_data is not None:
+        calibration_outcomes = _recognize_split(recognizer, calibration_data, settings, options, progress)
+        calibration_curve = open_set_curve(balanced([outcome.as_query() for outcome in calibration_outcomes]))
+    chosen = calibrate(calibration_curve, config.precision_target)
+    rule = "best F1" if config.precision_target is None else f"precision >= {config.precision_target}"
+    calibration = None
+    if chosen is not None:
+        calibration = Calibration(config.calibration_split, rule, chosen, point_at(queries, chosen.min_score))
+    known = sum(outcome.known for outcome in outcomes)
+    return EndToEndResult(
+        scenes=len(outcomes),
+        known_scenes=known,
+        recall1=recall_at(outcomes, 1),
+        recall5=recall_at(outcomes, 5),
+        open_set_queries=len(queries),
+        at_default=point_at(queries, options.min_score),
+        calibration=calibration,
+        curve=curve,
+        outcomes=outcomes,
+    )
+
+
+def _recognize_split(recognizer: Recognizer, split: BenchmarkSplit, settings: Settings, options: RecognizeOptions,
+                     progress: ProgressHook) -> list[SceneOutcome]:
+    with tempfile.TemporaryDirectory(prefix="shitu-eval-gallery-") as directory:
+        advance = progress(f"end to end ({split.name}): gallery", len(split.gallery))
+        gallery = build_gallery(recognizer, split.gallery, Path(directory), settings, options, advance)
+        try:
+            advance = progress(f"end to end ({split.name}): scenes", len(split.scenes))
+            return recognize_scenes(recognizer, gallery, split.scenes, settings, options, advance)
+        finally:
+            gallery.close()

@@ -1,0 +1,100 @@
+"""``shitu eval``: the typer command (registered in ``trainer/cli.py``); heavy imports happen when it runs."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def evaluate_command(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="a `shitu data synth` directory"),
+    split: str = typer.Option("test", "--split", help="split to evaluate: val | test"),
+    out: Path = typer.Option(..., "--out", help="report directory: report.json, report.md, PNG plots"),
+    embedder: Path | None = typer.Option(None, "--embedder", exists=True, file_okay=False,
+                                         help="embedder directory (default: SHITU_MODELS__EMBEDDER)"),
+    detector: Path | None = typer.Option(None, "--detector", exists=True, file_okay=False,
+                                         help="detector directory (default: SHITU_MODELS__DETECTOR)"),
+    limit: int | None = typer.Option(None, "--limit", min=1,
+                                     help="at most N query crops, N open-set crops and N scenes of each kind"),
+    tracks: list[str] = typer.Option(["recognizer", "detector", "end-to-end"], "--track",
+                                     help="recognizer | detector | end-to-end (repeatable)"),
+    calibration_split: str = typer.Option("val", "--calibration-split",
+                                          help="split where min_score is calibrated (the evaluated one: optimistic)"),
+    precision_target: float | None = typer.Option(None, "--precision-target", min=0.0, max=1.0,
+                                                  help="calibrate to this open-set precision instead of the best F1"),
+) -> None:
+    """Measure the service pipeline on a generated benchmark: recognizer, detector, end to end, open set."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from service.config import get_settings
+    from trainer.evaluation.benchmark import BenchmarkConfig, Track, run_benchmark
+    from trainer.evaluation.data import BenchmarkDataError
+    from trainer.evaluation.report import write_report
+
+    try:
+        chosen = tuple(Track(name) for name in dict.fromkeys(tracks))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--track") from error
+    settings = get_settings()
+    models = {"embedder": str(embedder.resolve()) if embedder else None,
+              "detector": str(detector.resolve()) if detector else None}
+    settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
+    config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+
+        def progress(description: str, total: int) -> Callable[[], None]:
+            task = bar.add_task(description, total=total)
+            return lambda: bar.advance(task)
+
+        try:
+            report = run_benchmark(config, settings, progress)
+        except BenchmarkDataError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+    command = _command_line(data, split, out, embedder, detector, limit, tracks, calibration_split, precision_target)
+    files = write_report(report, out, command)
+    for line in summary(report.as_dict()):
+        typer.echo(line)
+    typer.echo(f"wrote {', '.join(str(path) for path in files)}")
+
+
+def summary(document: dict[str, Any]) -> list[str]:
+    """One line per track with its headline numbers."""
+    lines = []
+    if document["recognizer"]:
+        result = document["recognizer"]
+        lines.append(f"recognizer: recall@1 {result['recall1']:.3f}, recall@5 {result['recall5']:.3f}, "
+                     f"mAP {result['mean_average_precision']:.3f} ({result['queries']} crops)")
+    if document["detector"]:
+        result = document["detector"]
+        lines.append(f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "
+                     f"{result['main_object_hit_rate']:.3f} ({result['images']} scenes)")
+    if document["end_to_end"]:
+        result = document["end_to_end"]
+        line = (f"end to end: recall@1 {result['recall1']:.3f}, recall@5 {result['recall5']:.3f} "
+                f"({result['known_scenes']} scenes); open set at min_score {result['at_default']['min_score']}: "
+                f"P {result['at_default']['precision']:.3f} R {result['at_default']['recall']:.3f}")
+        if result["calibration"]:
+            chosen = result["calibration"]["on_evaluation_split"]
+            line += (f"; calibrated min_score {chosen['min_score']}: P {chosen['precision']:.3f} "
+                     f"R {chosen['recall']:.3f}")
+        lines.append(line)
+    return lines
+
+
+def _command_line(data: Path, split: str, out: Path, embedder: Path | None, detector: Path | None, limit: int | None,
+                  tracks: list[str], calibration_split: str, precision_target: float | None) -> str:
+    words = ["shitu", "eval", "--data", str(data), "--split", split]
+    words += ["--embedder", str(embedder)] if embedder else []
+    words += ["--detector", str(detector)] if detector else []
+    words += ["--limit", str(limit)] if limit else []
+    if set(tracks) != {"recognizer", "detector", "end-to-end"}:
+        words += [word for track in tracks for word in ("--track", track)]
+    words += ["--calibration-split", calibration_split] if calibration_split != "val" else []
+    words += ["--precision-target", str(precision_target)] if precision_target is not None else []
+    return " ".join(shlex.quote(word) for word in [*words, "--out", str(out)])

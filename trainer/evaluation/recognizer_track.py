@@ -1,0 +1,65 @@
+"""Track 1, the recognizer alone: ground-truth crops against the gallery views, embedded by the service Embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.config import LimitsSettings
+from service.gallery import ListEntry
+from service.inference.embedder import Embedder
+from service.inference.image import decode_image
+from trainer.evaluation.data import BenchmarkSplit
+from trainer.metrics import retrieval_metrics
+
+# Images decoded and embedded at a time: bounds memory on large splits (the Embedder batches inside).
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class RecognizerResult:
+    queries: int
+    gallery_images: int
+    recall1: float
+    recall5: float
+    mean_average_precision: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: LimitsSettings,
+                        advance: Callable[[], None] = lambda: None) -> RecognizerResult:
+    """Recall@1/5 and mAP of the query crops; the gallery is embedded whole, as registered without a detector."""
+    gallery_features = embed_entries(embedder, split.gallery, limits, advance)
+    query_features = embed_entries(embedder, split.queries, limits, advance)
+    label_ids: dict[str, int] = {}
+    gallery_labels = [label_ids.setdefault(entry.label, len(label_ids)) for entry in split.gallery]
+    query_labels = [label_ids.setdefault(entry.label, len(label_ids)) for entry in split.queries]
+    metrics = retrieval_metrics(query_features, query_labels, gallery_features, gallery_labels, topk=(1, 5))
+    return RecognizerResult(
+        queries=metrics.queries,
+        gallery_images=len(split.gallery),
+        recall1=metrics.recall[1],
+        recall5=metrics.recall[5],
+        mean_average_precision=metrics.mean_average_precision,
+    )
+
+
+def embed_entries(embedder: Embedder, entries: list[ListEntry], limits: LimitsSettings,
+                  advance: Callable[[], None] = lambda: None) -> NDArray[np.float32]:
+    features = [np.zeros((0, embedder.embedding_dim), dtype=np.float32)]
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        pixels = [read_pixels(entry.path.read_bytes(), limits) for entry in chunk]
+        features.append(embedder.embed(pixels))
+        for _ in chunk:
+            advance()
+    return np.concatenate(features)
+
+
+def read_pixels(data: bytes, limits: LimitsSettings) -> NDArray[np.uint8]:
+    return decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels
