@@ -93,6 +93,7 @@ class _Context:
 # Per worker process: set once by the pool initialiser, read by every job.
 _context: _Context | None = None
 _assets: dict[str, ObjectAsset] = {}
+_classes: dict[int, ProductClass] = {}
 
 
 def generate(
@@ -149,6 +150,8 @@ def _initialise(context: _Context) -> None:
     global _context
     _context = context
     _assets.clear()
+    _classes.clear()
+    _classes.update({item.class_id: item for members in context.classes.values() for item in members})
     _assets.update({item.asset.name: item.asset for members in context.classes.values() for item in members})
     _assets.update({asset.name: asset for members in context.distractors.values() for asset in members})
     cv2.setNumThreads(1)
@@ -166,12 +169,11 @@ def _scene(split: Split, index: int) -> SceneRecord:
     difficulty = options.difficulty
     rng = np.random.default_rng([options.seed, SPLITS.index(split), SCENE_STREAM, index])
     pool = context.classes[split]
-    anchor = pool[index % len(pool)]
-    others = [item for item in pool if item.class_id != anchor.class_id]
-    count = min(int(rng.integers(difficulty.targets[0], difficulty.targets[1] + 1)) - 1, len(others))
-    chosen = (
-        [anchor] + [others[i] for i in sorted(rng.choice(len(others), count, replace=False))] if count else [anchor]
-    )
+    anchor = index % len(pool)
+    count = min(int(rng.integers(difficulty.targets[0], difficulty.targets[1] + 1)) - 1, len(pool) - 1)
+    # Draw the other products among the pool without the anchor: skip its position.
+    others = sorted(int(pick) for pick in rng.choice(len(pool) - 1, count, replace=False)) if count > 0 else []
+    chosen = [pool[anchor]] + [pool[pick + (pick >= anchor)] for pick in others]
     background = context.backgrounds[split][int(rng.integers(len(context.backgrounds[split])))]
     clutter = context.distractors[split]
     clutter_count = int(rng.integers(difficulty.distractors[0], difficulty.distractors[1] + 1)) if clutter else 0
@@ -196,7 +198,7 @@ def _scene(split: Split, index: int) -> SceneRecord:
 
 def _view(split: Split, class_id: int, view: int) -> ViewRecord:
     context = _context
-    item = next(candidate for candidate in context.classes[split] if candidate.class_id == class_id)
+    item = _classes[class_id]
     card = _product(item.asset.name)
     if view == 0:
         image = flatten_card(card)
