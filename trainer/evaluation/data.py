@@ -60,6 +60,9 @@ def load_split(data_dir: Path, split: str, *, limit: int | None = None) -> Bench
     open_set = _read_list(recognition / f"{split}_openset_list.txt", required=False)
     labels = {entry.label for entry in gallery}
     scenes = read_scenes(Path(data_dir) / "detection" / f"{split}.json", labels)
+    for name, items in (("gallery list", gallery), ("query list", queries), ("detection json", scenes)):
+        if not items:
+            raise BenchmarkDataError(f"the {split} {name} of {data_dir} is empty")
     if limit is not None:
         queries, open_set = queries[:limit], open_set[:limit]
         scenes = [scene for scene in scenes if scene.known][:limit] + [s for s in scenes if not s.known][:limit]
