@@ -58,6 +58,9 @@ def test_a_crop_identical_to_its_gallery_view_is_found_first(evaluated: tuple[Pa
     recognizer = evaluated[1]["recognizer"]
     assert recognizer["queries"] == len(KNOWN) and recognizer["gallery_images"] == len(KNOWN)
     assert recognizer["recall1"] == 1.0 and recognizer["mean_average_precision"] == 1.0
+    # Open set on crops: every absent-class crop and as many gallery-class crops, each of which scores ~1.
+    assert recognizer["open_set_queries"] == 2 * len(ABSENT)
+    assert recognizer["open_set_at_default"]["recall"] == 1.0
 
 
 def test_end_to_end_finds_every_gallery_product_through_the_whole_image(evaluated: tuple[Path, Any]) -> None:

@@ -103,8 +103,8 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
                              detector.manifest.model_id if detector else None, options)
     if Track.recognizer in config.tracks:
         clock = time.perf_counter()
-        advance = progress("recognizer: crops", len(split.gallery) + len(split.queries))
-        report.recognizer = evaluate_recognizer(recognizer.embedder, split, settings.limits, advance)
+        advance = progress("recognizer: crops", len(split.gallery) + len(split.queries) + len(split.open_set_queries))
+        report.recognizer = evaluate_recognizer(recognizer.embedder, split, settings.limits, options.min_score, advance)
         report.seconds["recognizer"] = round(time.perf_counter() - clock, 2)
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()

@@ -13,6 +13,7 @@ from service.gallery import ListEntry
 from service.inference.embedder import Embedder
 from service.inference.image import decode_image
 from trainer.evaluation.data import BenchmarkSplit
+from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
 from trainer.metrics import retrieval_metrics
 
 # Images decoded and embedded at a time: bounds memory on large splits (the Embedder batches inside).
@@ -26,27 +27,48 @@ class RecognizerResult:
     recall1: float
     recall5: float
     mean_average_precision: float
+    open_set_queries: int  # query crops and crops of absent classes, half and half (0 without an open-set list)
+    open_set_at_default: OpenSetPoint | None  # at the service's min_score
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: LimitsSettings,
+def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: LimitsSettings, min_score: float,
                         advance: Callable[[], None] = lambda: None) -> RecognizerResult:
-    """Recall@1/5 and mAP of the query crops; the gallery is embedded whole, as registered without a detector."""
+    """Recall@1/5 and mAP of the query crops; the gallery is embedded whole, as registered without a detector.
+
+    The open-set point counts crops of absent classes (``<split>_openset_list.txt``) against as many query crops.
+    """
     gallery_features = embed_entries(embedder, split.gallery, limits, advance)
     query_features = embed_entries(embedder, split.queries, limits, advance)
     label_ids: dict[str, int] = {}
     gallery_labels = [label_ids.setdefault(entry.label, len(label_ids)) for entry in split.gallery]
     query_labels = [label_ids.setdefault(entry.label, len(label_ids)) for entry in split.queries]
     metrics = retrieval_metrics(query_features, query_labels, gallery_features, gallery_labels, topk=(1, 5))
+    absent_features = embed_entries(embedder, split.open_set_queries, limits, advance)
+    queries = balanced(
+        _top1_queries(query_features, split.queries, gallery_features, split.gallery, known=True)
+        + _top1_queries(absent_features, split.open_set_queries, gallery_features, split.gallery, known=False)
+    )
     return RecognizerResult(
         queries=metrics.queries,
         gallery_images=len(split.gallery),
         recall1=metrics.recall[1],
         recall5=metrics.recall[5],
         mean_average_precision=metrics.mean_average_precision,
+        open_set_queries=len(queries),
+        open_set_at_default=point_at(queries, min_score) if queries else None,
     )
+
+
+def _top1_queries(features: NDArray[np.float32], entries: list[ListEntry], gallery_features: NDArray[np.float32],
+                  gallery: list[ListEntry], *, known: bool) -> list[OpenSetQuery]:
+    similarity = features @ gallery_features.T  # rows are unit vectors: cosine, as the gallery index scores
+    best = similarity.argmax(axis=1)
+    return [OpenSetQuery(truth=entry.label, known=known, predicted=gallery[int(index)].label,
+                         score=float(similarity[row, index]))
+            for row, (entry, index) in enumerate(zip(entries, best, strict=True))]
 
 
 def embed_entries(embedder: Embedder, entries: list[ListEntry], limits: LimitsSettings,

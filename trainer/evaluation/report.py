@@ -56,6 +56,11 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
             ["queries", "gallery images", "recall@1", "recall@5", "mAP"],
             [[result.queries, result.gallery_images, result.recall1, result.recall5, result.mean_average_precision]],
         )
+        if result.open_set_at_default is not None:
+            point = result.open_set_at_default
+            lines += ["", f"Open set on crops ({result.open_set_queries}, half of absent classes) at min_score "
+                      f"{point.min_score}: precision {point.precision:.3f}, recall {point.recall:.3f}, "
+                      f"false-accept rate {point.false_accept_rate:.3f}."]
     if report.detector_result is not None:
         result = report.detector_result
         lines += _table(
