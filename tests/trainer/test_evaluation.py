@@ -101,4 +101,4 @@ def test_a_missing_split_is_an_error_without_traceback(model_store_dir: Path, tm
     result = CliRunner().invoke(app, ["eval", "--data", str(data), "--out", str(tmp_path / "out"),
                                       "--track", "end-to-end"], env=environment)
     assert result.exit_code == 2
-    assert "val_gallery_list.txt not found" in result.output
+    assert "val_gallery_list.txt not found" in result.output and "--calibration-split" in result.output

@@ -13,7 +13,7 @@ from typing import Any
 from service.config import Settings
 from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
-from trainer.evaluation.data import BenchmarkSplit, load_split
+from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
 from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
 from trainer.evaluation.open_set import OpenSetPoint, balanced, calibrate, open_set_curve, point_at
@@ -122,7 +122,11 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, config: Benchmark
                 options: RecognizeOptions, progress: ProgressHook) -> EndToEndResult:
     calibration_data = None
     if config.calibration_split != config.split:  # read first: a missing split fails before any model runs
-        calibration_data = load_split(config.data, config.calibration_split, limit=config.limit)
+        try:
+            calibration_data = load_split(config.data, config.calibration_split, limit=config.limit)
+        except BenchmarkDataError as error:
+            hint = f"calibrating min_score on {config.calibration_split!r} (--calibration-split)"
+            raise BenchmarkDataError(f"{error}; needed for {hint}") from error
     outcomes = _recognize_split(recognizer, split, settings, options, progress)
     queries = balanced([outcome.as_query() for outcome in outcomes])
     curve = open_set_curve(queries)
