@@ -102,3 +102,36 @@ def test_a_missing_split_is_an_error_without_traceback(model_store_dir: Path, tm
                                       "--track", "end-to-end"], env=environment)
     assert result.exit_code == 2
     assert "val_gallery_list.txt not found" in result.output and "--calibration-split" in result.output
+
+
+def test_eval_reads_what_the_generator_writes(model_store_dir: Path, tmp_path: Path) -> None:
+    """The benchmark layout is the generator's: every listed crop, view and scene is counted where it belongs."""
+    from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
+    from trainer.synth.dataset import synthesize
+    from trainer.synth.generator import SynthOptions
+
+    try:
+        require_npm_assets(default_assets_dir())
+    except AssetsMissingError as error:
+        pytest.fail(f"{error} (make test runs it)")
+    options = SynthOptions(seed=0, classes=20, scenes_per_class=1, gallery_views=1, scene_size=160,
+                           open_set_share=0.5)
+    synthesize(tmp_path / "synth", options, default_assets_dir(), workers=1)
+    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1"}
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "synth"), "--out", str(tmp_path / "report"),
+                                      "--calibration-split", "test"], env=environment)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / JSON_FILE).read_text(encoding="utf-8"))
+    recognition, detection = tmp_path / "synth" / "recognition", tmp_path / "synth" / "detection"
+    lines = {name: len((recognition / f"test_{name}_list.txt").read_text().splitlines())
+             for name in ("gallery", "query", "openset")}
+    coco = json.loads((detection / "test.json").read_text(encoding="utf-8"))
+    classes = json.loads((tmp_path / "synth" / "classes.json").read_text(encoding="utf-8"))
+    absent = {entry["id"] for entry in classes if entry["open_set"]}
+    main_classes = {item["id"]: item["class_id"] for item in coco["annotations"]}
+    known_scenes = sum(main_classes[image["main_annotation_id"]] not in absent for image in coco["images"])
+    assert report["recognizer"]["gallery_images"] == lines["gallery"]
+    assert report["recognizer"]["queries"] == lines["query"]
+    assert report["recognizer"]["open_set_queries"] == 2 * min(lines["query"], lines["openset"])
+    assert report["detector"]["images"] == report["end_to_end"]["scenes"] == len(coco["images"])
+    assert report["end_to_end"]["known_scenes"] == known_scenes
