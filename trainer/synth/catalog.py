@@ -10,6 +10,7 @@ import math
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def discover_catalog(assets_dir: Path) -> Catalog:
     ]
     # Without Debian's clip art, the flat emoji style serves as unlabelled clutter.
     distractors = clipart or _default_skin_tones(assets.fluentui_emoji(modules, "flat"))
-    versions = {**assets.npm_versions(assets_dir), **backgrounds.versions(), **debian_versions()}
+    versions = {**assets.npm_versions(assets_dir), **backgrounds.versions(), **debian_versions(), **library_versions()}
     return Catalog(products, distractors, backgrounds.discover_backgrounds(), versions, modules)
 
 
@@ -82,6 +83,13 @@ def render_product(asset: ObjectAsset, modules: Path) -> np.ndarray:
     logo = assets.load_object(asset, modules, CARD_SIDE)
     design = design_card(np.random.default_rng([CARD_STREAM, stable_hash(asset.name)]), logo)
     return render_card(logo, design)
+
+
+def library_versions() -> dict[str, str]:
+    """Rasterising, warping and JPEG coding can change bytes between library versions."""
+    import cv2
+
+    return {"numpy": np.__version__, "opencv": cv2.__version__, "cairosvg": metadata.version("cairosvg")}
 
 
 def debian_versions() -> dict[str, str]:
