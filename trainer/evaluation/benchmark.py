@@ -67,11 +67,11 @@ class EndToEndResult:
 @dataclass
 class BenchmarkReport:
     config: BenchmarkConfig
-    embedder: str
-    detector: str | None
+    embedder_model: str
+    detector_model: str | None
     options: RecognizeOptions
     recognizer: RecognizerResult | None = None
-    detector_result: DetectorResult | None = None
+    detector: DetectorResult | None = None
     end_to_end: EndToEndResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -84,10 +84,10 @@ class BenchmarkReport:
             "data": str(self.config.data),
             "split": self.config.split,
             "limit": self.config.limit,
-            "models": {"embedder": self.embedder, "detector": self.detector},
+            "models": {"embedder": self.embedder_model, "detector": self.detector_model},
             "options": {key: getattr(value, "value", value) for key, value in asdict(self.options).items()},
             "recognizer": self.recognizer.as_dict() if self.recognizer else None,
-            "detector": self.detector_result.as_dict() if self.detector_result else None,
+            "detector": self.detector.as_dict() if self.detector else None,
             "end_to_end": end_to_end,
             "seconds": self.seconds,
         }
@@ -95,9 +95,11 @@ class BenchmarkReport:
 
 def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: ProgressHook = no_progress) -> BenchmarkReport:
     """Loads the models the settings name and runs the chosen tracks on ``config.split``."""
+    # Data first: a missing or broken split fails before any model loads.
+    split = load_split(config.data, config.split, limit=config.limit)
+    calibration_data = _calibration_data(config) if Track.end_to_end in config.tracks else None
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     options = recognizer.default_options(settings.pipeline)
-    split = load_split(config.data, config.split, limit=config.limit)
     detector = recognizer.detector
     report = BenchmarkReport(config, recognizer.embedder.manifest.model_id,
                              detector.manifest.model_id if detector else None, options)
@@ -109,24 +111,29 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()
         advance = progress("detector: scenes", len(split.scenes))
-        report.detector_result = evaluate_detector(detector, split, options, settings.limits, advance)
+        report.detector = evaluate_detector(detector, split, options, settings.limits, advance)
         report.seconds["detector"] = round(time.perf_counter() - clock, 2)
     if Track.end_to_end in config.tracks:
         clock = time.perf_counter()
-        report.end_to_end = _end_to_end(recognizer, split, config, settings, options, progress)
+        report.end_to_end = _end_to_end(recognizer, split, calibration_data, config, settings, options, progress)
         report.seconds["end_to_end"] = round(time.perf_counter() - clock, 2)
     return report
 
 
-def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, config: BenchmarkConfig, settings: Settings,
-                options: RecognizeOptions, progress: ProgressHook) -> EndToEndResult:
-    calibration_data = None
-    if config.calibration_split != config.split:  # read first: a missing split fails before any model runs
-        try:
-            calibration_data = load_split(config.data, config.calibration_split, limit=config.limit)
-        except BenchmarkDataError as error:
-            hint = f"calibrating min_score on {config.calibration_split!r} (--calibration-split)"
-            raise BenchmarkDataError(f"{error}; needed for {hint}") from error
+def _calibration_data(config: BenchmarkConfig) -> BenchmarkSplit | None:
+    """The split min_score is calibrated on; None when it is the evaluated split itself."""
+    if config.calibration_split == config.split:
+        return None
+    try:
+        return load_split(config.data, config.calibration_split, limit=config.limit)
+    except BenchmarkDataError as error:
+        hint = f"calibrating min_score on {config.calibration_split!r} (--calibration-split)"
+        raise BenchmarkDataError(f"{error}; needed for {hint}") from error
+
+
+def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data: BenchmarkSplit | None,
+                config: BenchmarkConfig, settings: Settings, options: RecognizeOptions,
+                progress: ProgressHook) -> EndToEndResult:
     outcomes = _recognize_split(recognizer, split, settings, options, progress)
     queries = balanced([outcome.as_query() for outcome in outcomes])
     curve = open_set_curve(queries)

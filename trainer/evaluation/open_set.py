@@ -9,7 +9,7 @@ made); recall = correct / queries of gallery classes. Recall and the number of m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,9 +33,6 @@ class OpenSetPoint:
     f1: float
     false_accept_rate: float  # share of queries of absent classes that were matched anyway
     matched: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def balanced(queries: Sequence[OpenSetQuery]) -> list[OpenSetQuery]:

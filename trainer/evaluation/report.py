@@ -42,7 +42,7 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
     lines = [
         f"# shitu eval: `{report.config.data}`, split `{report.config.split}`",
         "",
-        f"Embedder `{report.embedder}`, detector `{report.detector or 'none'}`; detection_threshold "
+        f"Embedder `{report.embedder_model}`, detector `{report.detector_model or 'none'}`; detection_threshold "
         f"{options.detection_threshold}, max_detections {options.max_detections}, min_score {options.min_score}, "
         f"whole_image {options.whole_image.value}" + (f"; at most {report.config.limit} per list" if
                                                        report.config.limit else "") + ".",
@@ -61,8 +61,8 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
             lines += ["", f"Open set on crops ({result.open_set_queries}, half of absent classes) at min_score "
                       f"{point.min_score}: precision {point.precision:.3f}, recall {point.recall:.3f}, "
                       f"false-accept rate {point.false_accept_rate:.3f}."]
-    if report.detector_result is not None:
-        result = report.detector_result
+    if report.detector is not None:
+        result = report.detector
         lines += _table(
             "Detector alone (class-agnostic COCO AP; main object hit: IoU ≥ 0.5 after PP-ShiTu's selection)",
             ["images", "AP", "AP50", "main object hit (first box)", "main object among selected"],
