@@ -138,7 +138,7 @@ def _run(context: _Context, jobs: list[tuple], workers: int, progress: Callable[
         return
     # spawn: the parent may hold threads (paddle, cv2) that fork would copy in a locked state.
     with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_initialise, initargs=(context,)
+        workers, mp_context=get_context("spawn"), initializer=_initialise_worker, initargs=(context,)
     ) as pool:
         for result in pool.map(_job, jobs, chunksize=16):
             if progress:
@@ -154,9 +154,14 @@ def _initialise(context: _Context) -> None:
     _classes.update({item.class_id: item for members in context.classes.values() for item in members})
     _assets.update({item.asset.name: item.asset for members in context.classes.values() for item in members})
     _assets.update({asset.name: asset for members in context.distractors.values() for asset in members})
-    cv2.setNumThreads(1)
     _product.cache_clear()
     _object.cache_clear()
+
+
+def _initialise_worker(context: _Context) -> None:
+    # One OpenCV thread per worker: the pool already uses every core.
+    cv2.setNumThreads(1)
+    _initialise(context)
 
 
 def _job(job: tuple) -> SceneRecord | ViewRecord:
