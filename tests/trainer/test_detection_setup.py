@@ -48,6 +48,10 @@ def test_config_rejects_sizes_the_network_cannot_take() -> None:
         load_detection_config(TINY_CONFIG, {"train.epoch": 3})
 
 
+def test_numeric_export_version_from_the_command_line_is_a_label() -> None:
+    assert load_detection_config(TINY_CONFIG, {"export.version": 2}).export.version == "2"
+
+
 def _tiny_config(**model: object) -> TrainDetectionConfig:
     return TrainDetectionConfig.model_validate(
         {"data": {"train_annotations": "unused.json"}, "model": {"scale": 0.35, "neck_channels": 16, **model}}

@@ -91,6 +91,9 @@ class TrainConfig(_Section):
 
 
 class ExportConfig(_Section):
+    # `--set export.version=2` arrives as an int from YAML; a version is a label.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
     enabled: bool = True
     name: str = "picodet-lcnet-mainbody"
     version: str = "0"
