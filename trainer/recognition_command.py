@@ -21,6 +21,7 @@ def run_train_recognition(config_path: Path, overrides: list[str], resume: Path 
     except (ValidationError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every CPU feature it probes
     checkpoint = resolve_checkpoint(resume) if resume is not None else None
     columns = (
         TextColumn("{task.description}"),

@@ -155,7 +155,8 @@ class RecognitionTrainer:
             losses.append(parts["total"])
             if on_step is not None:
                 on_step(epoch + 1, step + 1, self.steps_per_epoch)
-            if self.progress.step % self.config.log_interval == 0 or step + 1 == self.steps_per_epoch:
+            last_step = step + 1 == self.steps_per_epoch or self._step_limit_reached()
+            if self.progress.step % self.config.log_interval == 0 or last_step:
                 self._log_step(parts, (step + 1) * self.config.global_batch / (time.perf_counter() - started))
         if self.train_set.skipped:
             logger.warning("%d unreadable training images skipped so far", self.train_set.skipped)
