@@ -11,7 +11,6 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainer.config import load_config
-from trainer.train_recognition import train_recognition
 from trainer.training_state import resolve_checkpoint
 
 
@@ -22,6 +21,8 @@ def run_train_recognition(config_path: Path, overrides: list[str], resume: Path 
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every CPU feature it probes
+    from trainer.train_recognition import train_recognition  # imports faiss: after the line above
+
     checkpoint = resolve_checkpoint(resume) if resume is not None else None
     columns = (
         TextColumn("{task.description}"),
