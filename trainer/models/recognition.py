@@ -112,9 +112,11 @@ class RecognitionModel(nn.Layer):
 
 
 def _orthogonal_projection(in_features: int, out_features: int) -> np.ndarray:
+    """[in, out] with orthonormal columns (orthonormal rows when ``out > in``)."""
     rng = np.random.default_rng(PROJECTION_SEED)
-    basis, _ = np.linalg.qr(rng.standard_normal((in_features, out_features)))
-    return basis.astype(np.float32)
+    tall = (max(in_features, out_features), min(in_features, out_features))
+    basis, _ = np.linalg.qr(rng.standard_normal(tall))
+    return (basis if in_features >= out_features else basis.T).astype(np.float32)
 
 
 def _build_efficientnet(class_num: int | None, pretrained: bool, embedding_dim: int) -> RecognitionModel:
@@ -122,7 +124,7 @@ def _build_efficientnet(class_num: int | None, pretrained: bool, embedding_dim: 
     if pretrained:
         load_imagenet_weights(backbone)
     embedding = nn.Linear(HEAD_CHANNELS, embedding_dim)
-    # Orthonormal columns keep the pretrained features' geometry until training moves them.
+    # A random orthonormal projection roughly keeps the pretrained features' cosine similarities.
     embedding.weight.set_value(_orthogonal_projection(HEAD_CHANNELS, embedding_dim))
     embedding.bias.set_value(np.zeros(embedding_dim, dtype=np.float32))
     return RecognitionModel("efficientnet_lite0", backbone, embedding_dim, class_num, embedding)
