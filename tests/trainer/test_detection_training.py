@@ -116,6 +116,15 @@ def test_resume_continues_exactly(shapes: tuple[Path, Path], tmp_path: Path) -> 
         np.testing.assert_allclose(again[name].numpy(), value.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+def test_resuming_a_finished_run_only_exports(
+    tiny_run: tuple[TrainingResult, Path], shapes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, output_dir = tiny_run
+    again = train_detector(_config(shapes[0], output_dir, **{"export.out_dir": str(tmp_path)}), resume=True)
+    assert again.steps == 48 and again.losses == []
+    assert again.manifest is not None and (tmp_path / "manifest.json").is_file()
+
+
 def test_resume_without_a_checkpoint_is_an_error(shapes: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_detector(_config(shapes[0], tmp_path, **{"train.max_steps": 1}), resume=True)
