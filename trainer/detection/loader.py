@@ -66,10 +66,10 @@ class TrainBatchLoader:
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
 
-    def epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[DetectionBatch]:
+    def epoch(self, epoch: int) -> Iterator[DetectionBatch]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for batch_index in range(skip_batches, len(self)):
+            for batch_index in range(len(self)):
                 positions = range(batch_index * self.batch_size, (batch_index + 1) * self.batch_size)
                 samples = list(pool.map(lambda position: self._sample(order, epoch, position), positions))
                 batch_rng = np.random.default_rng([self.seed, epoch, batch_index, 1])
