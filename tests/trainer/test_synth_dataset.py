@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
-from trainer.synth.catalog import Catalog, discover_catalog
+from trainer.synth.assets import AssetsMissingError, default_assets_dir, is_drawable, load_object, require_npm_assets
+from trainer.synth.catalog import Catalog, discover_catalog, render_product
 from trainer.synth.dataset import synthesize
 from trainer.synth.difficulty import preset
 from trainer.synth.generator import SynthOptions
@@ -144,6 +144,17 @@ def test_synth_json_records_everything_needed_to_rerun(runs: tuple[Path, Path, P
     assert summary["options"]["difficulty"]["rotation_deg"] == preset("default").rotation_deg
     assert {"@iconify-json/logos", "simple-icons", "fluentui-emoji", "scikit-image"} <= set(summary["assets"])
     assert summary["counts"]["detection_train_images"] == sum(1 for _ in (runs[0] / "images/scenes/train").iterdir())
+
+
+def test_svg_quirks_render_or_are_left_out(catalog: Catalog) -> None:
+    products = {asset.name: asset for asset in catalog.products}
+    for name in ("logos:deploy", "logos:waffle-icon"):  # bodies that use an undeclared xlink: prefix
+        card = render_product(products[name], catalog.modules)
+        assert card.shape[2] == 4 and (card[..., :3].std(axis=(0, 1)) > 10).any()
+    blank = products["logos:million-icon"]
+    with pytest.raises(ValueError, match="transparent"):
+        load_object(blank, catalog.modules, 64)
+    assert not is_drawable(blank)
 
 
 def test_missing_assets_name_the_install_command(tmp_path: Path) -> None:
