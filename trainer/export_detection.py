@@ -115,7 +115,7 @@ def export_detector(
     input_size: int = 640,
     labels: list[str] | None = None,
     provenance: dict[str, Any] | None = None,
-    architecture: str = "picodet_lcnet",
+    architecture: str | None = None,
     nms: NmsSettings | None = None,
 ) -> ModelManifest:
     """Write ``inference.json`` + ``inference.pdiparams`` + ``infer_cfg.yml`` + ``manifest.json`` into ``out_dir``."""
@@ -145,7 +145,7 @@ def export_detector(
         kind=ModelKind.detector,
         name=name,
         version=version,
-        architecture=architecture,
+        architecture=architecture or model.architecture,
         preprocess=preprocess,
         inputs=list(INPUT_NAMES),
         labels=labels,

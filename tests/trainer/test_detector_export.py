@@ -129,6 +129,7 @@ def test_export_writes_program_configs_and_manifest(small_export: Path) -> None:
     }
     manifest = load_manifest(small_export)
     assert manifest.kind is ModelKind.detector and manifest.model_id == "picodet-test@7"
+    assert manifest.architecture == "picodet_lcnet_x0_35"
     assert manifest.preprocess.size == (SMALL_SIZE, SMALL_SIZE)
     assert manifest.preprocess.interpolation is Interpolation.cubic and not manifest.preprocess.keep_ratio
     assert manifest.preprocess.mean == (0.485, 0.456, 0.406) and manifest.preprocess.std == (0.229, 0.224, 0.225)

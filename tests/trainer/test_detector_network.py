@@ -138,6 +138,11 @@ def test_fine_tuning_to_other_classes_skips_only_the_class_convs() -> None:
     assert len(loaded) == len(one_class) - 8
 
 
+@pytest.mark.parametrize("name", ["picodet_lcnet_x2_5", "picodet_lcnet_x1_0", "picodet_lcnet_x0_35"])
+def test_architecture_name_round_trips(name: str) -> None:
+    assert build_picodet_architecture(name).architecture == name
+
+
 def test_unknown_architecture_is_refused() -> None:
     with pytest.raises(ValueError, match="picodet_lcnet_x2_5"):
         build_picodet_architecture("picodet_lcnet_x9")

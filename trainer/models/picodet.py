@@ -55,6 +55,12 @@ class PicoDet(nn.Layer):
     def num_classes(self) -> int:
         return self.head.num_classes
 
+    @property
+    def architecture(self) -> str:
+        """``picodet_lcnet_x2_5`` style name of the backbone scale (the names ``ARCHITECTURES`` uses)."""
+        whole, _, fraction = f"{self.backbone.scale:.2f}".rstrip("0").partition(".")
+        return f"picodet_lcnet_x{whole}_{fraction or '0'}"
+
 
 def _check_size(image: paddle.Tensor) -> None:
     height, width = image.shape[-2:]
