@@ -33,7 +33,7 @@ import paddle
 import paddle.inference as paddle_inference
 
 from trainer.export_detection import export_detector
-from trainer.models.picodet import ARCHITECTURES, build_picodet_architecture
+from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_architecture
 
 PUBLISHED_MS = 29.8
 PUBLISHED_CONDITIONS = "x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads (PaddleClas mainbody_detection_en.md)"
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--small", default="picodet_lcnet_x0_35", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--small", default="picodet_lcnet_x0_35", choices=sorted(DETECTOR_ARCHITECTURES))
     parser.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
     args = parser.parse_args()
 

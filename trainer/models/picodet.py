@@ -20,7 +20,7 @@ from trainer.models.lcnet import LCNet
 from trainer.models.pico_head import PicoHead
 
 # Architecture names the CLI accepts, with their LCNet width multiplier.
-ARCHITECTURES: dict[str, float] = {
+DETECTOR_ARCHITECTURES: dict[str, float] = {
     "picodet_lcnet_x2_5": 2.5,
     "picodet_lcnet_x1_0": 1.0,
     "picodet_lcnet_x0_5": 0.5,
@@ -57,7 +57,7 @@ class PicoDet(nn.Layer):
 
     @property
     def architecture(self) -> str:
-        """``picodet_lcnet_x2_5`` style name of the backbone scale (the names ``ARCHITECTURES`` uses)."""
+        """``picodet_lcnet_x2_5`` style name of the backbone scale (the names ``DETECTOR_ARCHITECTURES`` uses)."""
         whole, _, fraction = f"{self.backbone.scale:.2f}".rstrip("0").partition(".")
         return f"picodet_lcnet_x{whole}_{fraction or '0'}"
 
@@ -94,9 +94,9 @@ def build_picodet(
 
 
 def build_picodet_architecture(name: str, num_classes: int = 1) -> PicoDet:
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown detector architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
-    return build_picodet(ARCHITECTURES[name], num_classes)
+    if name not in DETECTOR_ARCHITECTURES:
+        raise ValueError(f"unknown detector architecture {name!r}; known: {', '.join(DETECTOR_ARCHITECTURES)}")
+    return build_picodet(DETECTOR_ARCHITECTURES[name], num_classes)
 
 
 def load_picodet_checkpoint(
