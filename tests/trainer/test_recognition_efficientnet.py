@@ -11,7 +11,7 @@ import pytest
 import skimage.data
 
 from service.inference.manifest import load_manifest
-from tests.trainer.recognition_helpers import predict, to_batch, unit_rows
+from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
 from trainer.export_recognition import export_imagenet_embedder
 from trainer.models import build_recognition_model
 from trainer.models.efficientnet_lite import (
@@ -108,11 +108,10 @@ def dynamic_graph_features(photos: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
-def test_imagenet_embedder_runs_in_paddle_inference_like_the_dynamic_graph(
+def test_imagenet_embedder_in_the_service_embedder_matches_the_dynamic_graph(
     imagenet_embedder_dir: Path, photos: list[np.ndarray], dynamic_graph_features: np.ndarray, onednn: bool
 ) -> None:
-    batch = to_batch(photos, load_manifest(imagenet_embedder_dir).preprocess)
-    exported = unit_rows(predict(imagenet_embedder_dir, batch, onednn=onednn))
+    exported = service_embeddings(imagenet_embedder_dir, photos, onednn=onednn, batch_size=3)
     assert exported.shape == (3, 512)
     assert np.abs(exported - dynamic_graph_features).max() < 1e-4
     # ImageNet features already tell a cup from a cat: distinct photos are far from identical.

@@ -16,8 +16,7 @@ import numpy as np
 import paddle
 import pytest
 
-from service.inference.manifest import load_manifest
-from tests.trainer.recognition_helpers import predict, to_batch, unit_rows
+from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
 from trainer.export_recognition import export_recognition
 from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
 
@@ -113,15 +112,13 @@ def test_dropout_before_the_neck_scales_by_0_8_in_eval(parity_model: Recognition
 
 
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
-def test_exported_model_matches_reference_in_paddle_inference(
+def test_exported_model_matches_reference_in_the_service_embedder(
     exported_dir: Path, rgb_images: list[np.ndarray], expected: np.ndarray, onednn: bool
 ) -> None:
-    # Preprocessing comes from the exported manifest, as in the service.
-    batch = to_batch(rgb_images, load_manifest(exported_dir).preprocess)
-    assert_features_match(predict(exported_dir, batch, onednn=onednn), expected)
-    # The batch dimension is dynamic: single images give the same features.
-    single = np.concatenate([predict(exported_dir, batch[index : index + 1], onednn=onednn) for index in range(3)])
-    assert_features_match(single, expected)
+    # The service's loader reads the manifest, preprocesses and runs Paddle Inference.
+    assert_features_match(service_embeddings(exported_dir, rgb_images, onednn=onednn, batch_size=3), expected)
+    # The batch dimension is dynamic: one image per run gives the same features.
+    assert_features_match(service_embeddings(exported_dir, rgb_images, onednn=onednn, batch_size=1), expected)
 
 
 def test_exported_model_is_the_folded_deploy_form(exported_dir: Path, parity_model: RecognitionModel) -> None:
