@@ -107,3 +107,23 @@ def test_cli_exports_a_paddleclas_checkpoint_and_refuses_a_wrong_one(tmp_path: P
     wrong = runner.invoke(app, [*arguments, "--out", str(tmp_path / "x")])
     assert wrong.exit_code == 2
     assert "backbone.stem.0.conv.weight" in wrong.output and "backbone._conv_stem.weight" in wrong.output
+
+
+def test_cli_exports_the_imagenet_embedder_without_weights(tmp_path: Path) -> None:
+    out_dir = tmp_path / "default"
+
+    result = CliRunner().invoke(
+        app, ["export", "rec", "--arch", "efficientnet_lite0", "--out", str(out_dir), "--match-threshold", "0.6"]
+    )
+
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["architecture"] == "efficientnet_lite0" and manifest["embedder"]["match_threshold"] == 0.6
+    assert "ImageNet" in manifest["provenance"]["backbone_weights"]
+
+
+def test_cli_refuses_pplcnetv2_without_a_checkpoint(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["export", "rec", "--arch", "pplcnetv2_base", "--out", str(tmp_path / "x")])
+
+    assert result.exit_code == 2
+    assert not (tmp_path / "x").exists()
