@@ -57,7 +57,11 @@ def export_rec(
         help="a .pdparams checkpoint; without it efficientnet_lite0 exports its packaged ImageNet weights",
     ),
     out: Path = typer.Option(..., "--out", help="model directory to write (inference.json, .pdiparams, manifest)"),
-    name: str | None = typer.Option(None, help="model name in the manifest (default: the output directory's name)"),
+    name: str | None = typer.Option(
+        None,
+        help="model name in the manifest (default: the output directory's name, or efficientnet-lite0-imagenet "
+        "for the packaged ImageNet weights)",
+    ),
     version: str = typer.Option("1", help="model version in the manifest"),
     match_threshold: float = typer.Option(0.5, help="cosine score a match needs, stored in the manifest"),
 ) -> None:
