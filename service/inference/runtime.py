@@ -26,7 +26,7 @@ TensorRTShapes = dict[str, tuple[list[int], list[int], list[int]]]
 Probe = Callable[[tuple[str, ...]], dict[str, NDArray[np.generic]]]
 
 # Paddle 3.3.1's oneDNN executor cannot convert some attribute kinds of PIR programs (for example the
-# double-array ``scale`` of the interpolate ops, e.g. the neck upsampling of PaddleDetection 3.x PicoDet exports) and raises
+# double-array ``scale`` of interpolate ops, e.g. the neck upsampling of PaddleDetection 3.x PicoDet) and raises
 # ``ConvertPirAttribute2RuntimeAttribute`` on the first run. Without the placement pass the program runs,
 # with oneDNN kernels where the other oneDNN passes place them. Our own exports avoid such attributes, so
 # this is only applied, with a warning, to programs that fail the probe run.
