@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import paddle.inference as paddle_inference
+from machine import cpu_name  # bench/ is the script's directory
 
 from trainer.export_detection import export_detector
 from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_architecture
@@ -38,13 +38,6 @@ from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_archite
 PUBLISHED_MS = 29.8
 PUBLISHED_CONDITIONS = "x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads (PaddleClas mainbody_detection_en.md)"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 class Runner:

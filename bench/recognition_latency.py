@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -23,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import paddle.inference as paddle_inference
+from machine import cpu_name  # bench/ is the script's directory
 
+from service.inference.runtime import onednn_bf16_supported
 from trainer.export_recognition import export_imagenet_embedder, export_recognition
 from trainer.models import build_recognition_model
 
@@ -31,18 +32,6 @@ from trainer.models import build_recognition_model
 PUBLISHED_MS = 6.1
 PUBLISHED_CONDITIONS = "Xeon Gold 6148 @2.40GHz, MKLDNN, 10 threads (PaddleClas feature_extraction.md)"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def bf16_supported() -> bool:
-    flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def make_predictor(model_dir: Path, threads: int, onednn: bool, bf16: bool) -> paddle_inference.Predictor:
@@ -81,7 +70,7 @@ def time_predictor(
 def variants() -> list[tuple[str, bool, bool]]:
     """(label, oneDNN, bf16)."""
     found = [("plain", False, False), ("onednn_fp32", True, False)]
-    if bf16_supported():
+    if onednn_bf16_supported():
         found.append(("onednn_bf16", True, True))
     return found
 
