@@ -81,6 +81,11 @@ class OptimizerConfig(_Section):
     freeze_stages: int = Field(0, ge=0, description="leading backbone stages kept frozen (eval mode, no gradient)")
     slow_stages: int = Field(0, ge=0, description="leading trainable stages whose LR is multiplied by slow_lr_scale")
     slow_lr_scale: float = Field(0.1, gt=0.0, le=1.0)
+    frozen_runtime: Literal["dygraph", "inference"] = Field(
+        "dygraph",
+        description="where frozen stages run: dygraph, or an exported Paddle Inference predictor (CPU only; "
+        "several times faster when only the last stages train)",
+    )
 
 
 class TrainRecognitionConfig(_Section):
@@ -102,6 +107,12 @@ class TrainRecognitionConfig(_Section):
     save_interval: int = Field(1, ge=1, description="epochs between checkpoints")
     export_name: str = "embedder"
     export_version: str = "0"
+
+    @model_validator(mode="after")
+    def _frozen_runtime(self) -> TrainRecognitionConfig:
+        if self.optimizer.frozen_runtime == "inference" and self.device != "cpu":
+            raise ValueError("optimizer.frozen_runtime=inference runs the frozen stages on the CPU: use device=cpu")
+        return self
 
     @model_validator(mode="after")
     def _pk_batches(self) -> TrainRecognitionConfig:

@@ -57,11 +57,18 @@ def export_recognition(
     version: str,
     provenance: dict | None = None,
     match_threshold: float = DEFAULT_MATCH_THRESHOLD,
+    input_size: int | None = None,
 ) -> ModelManifest:
-    """Export ``model`` (not modified) into ``out_dir`` and return the manifest written beside it."""
+    """Export ``model`` (not modified) into ``out_dir`` and return the manifest written beside it.
+
+    ``input_size`` (square side) replaces the architecture's 224 for a model trained at another size.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    width, height = model.preprocess.size
+    preprocess = model.preprocess
+    if input_size is not None:
+        preprocess = preprocess.model_copy(update={"size": (input_size, input_size)})
+    width, height = preprocess.size
     graph = _FeatureGraph(_inference_copy(model))
     graph.eval()
     static = paddle.jit.to_static(
@@ -73,7 +80,7 @@ def export_recognition(
         name=name,
         version=version,
         architecture=model.arch,
-        preprocess=model.preprocess,
+        preprocess=preprocess,
         inputs=[INPUT_NAME],
         embedding_dim=model.embedding_dim,
         embedder=EmbedderDefaults(match_threshold=match_threshold),

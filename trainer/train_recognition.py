@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from trainer.data.dataset import BatchLoader, RecognitionDataset
 from trainer.data.labels import class_index, read_label_list
 from trainer.data.sampler import PKSampler, identity_weights
 from trainer.export_recognition import export_recognition
+from trainer.frozen_trunk import FrozenTrunk
 from trainer.losses import ArcMarginHead, RecognitionLoss
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
 from trainer.recognition_evaluation import build_evaluation, evaluate
@@ -77,6 +79,7 @@ class RecognitionTrainer:
         self.evaluation = build_evaluation(data, self.model.preprocess)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_set) / config.global_batch))
         self.frozen = self._configure_stages()
+        self.trunk = self._frozen_trunk()
         self.scheduler = WarmupCosine(
             config.learning_rate,
             round(config.optimizer.warmup_epochs * self.steps_per_epoch),
@@ -107,6 +110,18 @@ class RecognitionTrainer:
         if optimizer.slow_stages:
             scale_stage_learning_rates(stages, optimizer.freeze_stages, optimizer.slow_stages, optimizer.slow_lr_scale)
         return frozen
+
+    def _frozen_trunk(self) -> FrozenTrunk | None:
+        optimizer = self.config.optimizer
+        if optimizer.frozen_runtime != "inference" or optimizer.freeze_stages == 0:
+            return None
+        return FrozenTrunk(
+            self.model,
+            optimizer.freeze_stages,
+            self.config.data.augment.image_size,
+            self.config.output / "frozen_trunk",
+            threads=os.cpu_count() or 1,
+        )
 
     def resume(self, checkpoint: Path) -> None:
         self.progress = load_checkpoint(checkpoint, self.parts)
@@ -167,10 +182,10 @@ class RecognitionTrainer:
         totals: dict[str, float] = {}
         for _ in range(accumulate):
             batch = self.train_loader.load(sampler.sample_batch(), augment_rng)
-            images = paddle.to_tensor(batch.images)
+            images = self.trunk(batch.images) if self.trunk is not None else paddle.to_tensor(batch.images)
             labels = paddle.to_tensor(batch.labels)
             with paddle.amp.auto_cast(enable=self.amp, level="O1"):
-                components = self._losses(images, labels)
+                components = self._losses(images, labels, self.trunk.stages if self.trunk is not None else 0)
             loss = components["total"] / accumulate
             scaler = self.parts.scaler
             (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -186,11 +201,11 @@ class RecognitionTrainer:
         self.progress.step += 1
         return totals
 
-    def _losses(self, images: paddle.Tensor, labels: paddle.Tensor) -> dict[str, paddle.Tensor]:
+    def _losses(self, images: paddle.Tensor, labels: paddle.Tensor, start_stage: int) -> dict[str, paddle.Tensor]:
         if self.arc_head is not None:
-            features = self.model.embed(images)
+            features = self.model.embed(images, start_stage)
             return self.loss(features, self.arc_head(features, labels), labels)
-        outputs = self.model(images)
+        outputs = self.model(images, start_stage)
         return self.loss(outputs["features"], outputs["logits"], labels)
 
     def _log_step(self, parts: dict[str, float], images_per_second: float) -> None:
@@ -252,7 +267,12 @@ class RecognitionTrainer:
             "metrics": best_progress.metrics,
         }
         export_recognition(
-            model, out_dir, name=self.config.export_name, version=self.config.export_version, provenance=provenance
+            model,
+            out_dir,
+            name=self.config.export_name,
+            version=self.config.export_version,
+            provenance=provenance,
+            input_size=self.config.data.augment.image_size,
         )
         return out_dir
 

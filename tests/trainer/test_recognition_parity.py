@@ -8,7 +8,6 @@ loaded the way the service loads it.
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 import paddle
 import pytest
 
+from tests.parity_weights import RECOGNITION, fill_state
 from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
 from trainer.export_recognition import export_recognition
 from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
@@ -28,23 +28,6 @@ MIN_COSINE = 0.99999
 MAX_NORMALIZED_DIFFERENCE = 1e-5
 
 
-def fixture_weight(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The README's rule: one generator per entry, seeded with [1, crc32(name)]."""
-    rng = np.random.default_rng([1, zlib.crc32(name.encode())])
-    if name.endswith("_variance"):
-        values = rng.uniform(0.5, 1.5, shape)
-    elif name.endswith("_mean"):
-        values = rng.normal(0.0, 0.1, shape)
-    elif len(shape) == 1 and name.endswith(".weight"):
-        values = rng.uniform(0.5, 1.5, shape)
-    elif len(shape) == 1:
-        values = rng.normal(0.0, 0.1, shape)
-    else:
-        fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
-        values = rng.normal(0.0, 1.0, shape) * np.sqrt(2.0 / fan_in)
-    return values.astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def reference_shapes(parity_dir: Path) -> dict[str, tuple[int, ...]]:
     entries = json.loads((parity_dir / "rec_params.json").read_text())["params"]
@@ -54,7 +37,7 @@ def reference_shapes(parity_dir: Path) -> dict[str, tuple[int, ...]]:
 @pytest.fixture(scope="module")
 def parity_model(reference_shapes: dict[str, tuple[int, ...]]) -> RecognitionModel:
     model = build_recognition_model("pplcnetv2_base", FIXTURE_CLASSES)
-    state = {name: fixture_weight(name, shape) for name, shape in reference_shapes.items()}
+    state = fill_state(reference_shapes.items(), RECOGNITION)
     load_recognition_checkpoint(model, state)
     model.eval()
     return model

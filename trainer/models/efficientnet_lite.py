@@ -123,15 +123,28 @@ class EfficientNetLite0(nn.Layer):
         self._avg_pooling = nn.AdaptiveAvgPool2D(1)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes) if num_classes else None
 
-    def features(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+    @property
+    def stage_count(self) -> int:
+        """The stem, then one stage per block group (the order of ``trainer.schedule.backbone_stages``)."""
+        return 1 + len(BLOCK_CONFIG)
+
+    def run_stages(self, x: paddle.Tensor, start: int = 0, stop: int | None = None) -> paddle.Tensor:
+        """Stages ``start`` .. ``stop - 1`` only: the input of stage ``start`` → the output of stage ``stop - 1``."""
+        stop = self.stage_count if stop is None else stop
+        if start == 0 and stop > 0:
+            x = F.relu6(self._bn0(self._conv_stem(x)))
+        ends = np.cumsum([0] + [repeats for repeats, *_ in BLOCK_CONFIG])
+        for block in self._blocks[int(ends[max(start, 1) - 1]) : int(ends[max(stop, 1) - 1])]:
             x = block(x)
+        return x
+
+    def features(self, x: paddle.Tensor, start_stage: int = 0) -> paddle.Tensor:
+        x = self.run_stages(x, start_stage)
         x = F.relu6(self._bn1(self._conv_head(x)))
         return paddle.flatten(self._avg_pooling(x), start_axis=1)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        pooled = self.features(x)
+    def forward(self, x: paddle.Tensor, start_stage: int = 0) -> paddle.Tensor:
+        pooled = self.features(x, start_stage)
         return self._fc(pooled) if self._fc is not None else pooled
 
 

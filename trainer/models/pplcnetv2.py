@@ -188,9 +188,17 @@ class PPLCNetV2Backbone(nn.Layer):
         self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
+    @property
+    def stage_count(self) -> int:
+        """The stem, then the resolution stages (the order of ``trainer.schedule.backbone_stages``)."""
+        return 1 + len(self.stages)
+
+    def run_stages(self, x: paddle.Tensor, start: int = 0, stop: int | None = None) -> paddle.Tensor:
+        """Stages ``start`` .. ``stop - 1`` only: the input of stage ``start`` → the output of stage ``stop - 1``."""
+        for stage in [self.stem, *self.stages][start:stop]:
             x = stage(x)
-        x = self.last_conv(self.avg_pool(x))
+        return x
+
+    def forward(self, x: paddle.Tensor, start_stage: int = 0) -> paddle.Tensor:
+        x = self.last_conv(self.avg_pool(self.run_stages(x, start_stage)))
         return self.flatten(self.dropout(x))

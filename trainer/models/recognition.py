@@ -91,15 +91,19 @@ class RecognitionModel(nn.Layer):
     def preprocess(self) -> Preprocess:
         return PREPROCESS[self.arch]
 
-    def embed(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Image batch → BNNeck features (not normalized)."""
-        x = self.backbone(x)
+    def embed(self, x: paddle.Tensor, start_stage: int = 0) -> paddle.Tensor:
+        """Image batch → BNNeck features (not normalized).
+
+        With ``start_stage`` > 0, ``x`` is the output of the backbone's stage ``start_stage - 1``
+        (from a frozen trunk run elsewhere, see ``trainer.frozen_trunk``).
+        """
+        x = self.backbone(x, start_stage)
         if self.embedding is not None:
             x = self.embedding(x)
         return self.neck(x)
 
-    def forward(self, x: paddle.Tensor) -> dict[str, paddle.Tensor]:
-        features = self.embed(x)
+    def forward(self, x: paddle.Tensor, start_stage: int = 0) -> dict[str, paddle.Tensor]:
+        features = self.embed(x, start_stage)
         if self.head is None:
             return {"features": features}
         return {"features": features, "logits": self.head(features)}
