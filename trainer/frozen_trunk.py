@@ -56,3 +56,10 @@ class FrozenTrunk:
 
     def __call__(self, images: NDArray[np.float32]) -> paddle.Tensor:
         return paddle.to_tensor(self._model.run({"x": images.astype(np.float32, copy=False)})[0])
+
+
+def network_input(trunk: FrozenTrunk | None, images: NDArray[np.float32]) -> tuple[paddle.Tensor, int]:
+    """What the trainable part of the model takes for an image batch, and the stage it starts at."""
+    if trunk is None:
+        return paddle.to_tensor(images), 0
+    return trunk(images), trunk.stages

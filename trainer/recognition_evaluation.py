@@ -13,6 +13,7 @@ from trainer.config import DataConfig
 from trainer.data.augment import EvalTransform
 from trainer.data.dataset import BatchLoader, RecognitionDataset
 from trainer.data.labels import LabelEntry, read_label_list
+from trainer.frozen_trunk import FrozenTrunk, network_input
 from trainer.metrics import retrieval_metrics
 from trainer.models.recognition import RecognitionModel
 
@@ -47,29 +48,31 @@ def build_evaluation(data: DataConfig, preprocess: Preprocess) -> EvaluationSpli
     )
 
 
-def evaluate(model: RecognitionModel, split: EvaluationSplit, workers: int = 0) -> dict[str, float]:
-    """recall1, recall5 and mAP of ``model`` (left in eval mode) on ``split``."""
+def evaluate(
+    model: RecognitionModel, split: EvaluationSplit, workers: int = 0, trunk: FrozenTrunk | None = None
+) -> dict[str, float]:
+    """recall1, recall5 and mAP of ``model`` (left in eval mode) on ``split``; ``trunk`` runs its frozen stages."""
     model.eval()
-    gallery_features, gallery_labels, gallery_indices = _embed(model, split.gallery, workers)
+    gallery_features, gallery_labels, gallery_indices = _embed(model, split.gallery, workers, trunk)
     if split.shared:
         ids = [split.gallery.entries[index].unique_id or "" for index in gallery_indices]
         metrics = retrieval_metrics(
             gallery_features, gallery_labels, gallery_features, gallery_labels, query_ids=ids, gallery_ids=ids
         )
     else:
-        query_features, query_labels, _ = _embed(model, split.query, workers)
+        query_features, query_labels, _ = _embed(model, split.query, workers, trunk)
         metrics = retrieval_metrics(query_features, query_labels, gallery_features, gallery_labels)
     return metrics.as_dict()
 
 
 def _embed(
-    model: RecognitionModel, dataset: RecognitionDataset, workers: int
+    model: RecognitionModel, dataset: RecognitionDataset, workers: int, trunk: FrozenTrunk | None
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64]]:
     loader = BatchLoader(dataset, workers)
     features, labels, indices = [], [], []
     with paddle.no_grad():
         for batch in loader.evaluation_batches(EVAL_BATCH):
-            features.append(model.embed(paddle.to_tensor(batch.images)).numpy())
+            features.append(model.embed(*network_input(trunk, batch.images)).numpy())
             labels.append(batch.labels)
             indices.append(batch.indices)
     loader.close()

@@ -24,7 +24,7 @@ from trainer.data.dataset import BatchLoader, RecognitionDataset
 from trainer.data.labels import class_index, read_label_list
 from trainer.data.sampler import PKSampler, identity_weights
 from trainer.export_recognition import export_recognition
-from trainer.frozen_trunk import FrozenTrunk
+from trainer.frozen_trunk import FrozenTrunk, network_input
 from trainer.losses import ArcMarginHead, RecognitionLoss
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
 from trainer.recognition_evaluation import build_evaluation, evaluate
@@ -182,10 +182,10 @@ class RecognitionTrainer:
         totals: dict[str, float] = {}
         for _ in range(accumulate):
             batch = self.train_loader.load(sampler.sample_batch(), augment_rng)
-            images = self.trunk(batch.images) if self.trunk is not None else paddle.to_tensor(batch.images)
+            images, start_stage = network_input(self.trunk, batch.images)
             labels = paddle.to_tensor(batch.labels)
             with paddle.amp.auto_cast(enable=self.amp, level="O1"):
-                components = self._losses(images, labels, self.trunk.stages if self.trunk is not None else 0)
+                components = self._losses(images, labels, start_stage)
             loss = components["total"] / accumulate
             scaler = self.parts.scaler
             (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -247,7 +247,7 @@ class RecognitionTrainer:
         """recall@1, recall@5 and mAP of the current weights on the evaluation split."""
         if self.evaluation is None:
             raise RuntimeError("no evaluation list is configured (data.eval_list or data.query_list)")
-        metrics = evaluate(self.model, self.evaluation, self.config.data.num_workers)
+        metrics = evaluate(self.model, self.evaluation, self.config.data.num_workers, self.trunk)
         set_training_mode(self.model, self.frozen)
         return metrics
 

@@ -12,7 +12,7 @@ from tests.trainer.recognition_helpers import make_shapes_dataset
 from trainer.config import load_config
 from trainer.frozen_trunk import FrozenTrunk
 from trainer.models.recognition import build_recognition_model
-from trainer.train_recognition import RecognitionTrainer
+from trainer.train_recognition import RecognitionTrainer, TrainResult
 
 REPO = Path(__file__).resolve().parents[2]
 CI_CONFIG = REPO / "trainer" / "configs" / "recognition_ci.yaml"
@@ -46,15 +46,18 @@ def test_a_trunk_covers_one_to_all_stages(tmp_path: Path) -> None:
 def test_training_with_the_inference_trunk_follows_the_dygraph_run(tmp_path: Path) -> None:
     data = make_shapes_dataset(tmp_path / "data")
 
-    def first_losses(runtime: str) -> list[float]:
+    def run(runtime: str) -> TrainResult:
         overrides = [f"data.root={data}", f"output={tmp_path / runtime}", "max_iterations=3"]
-        config = load_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"])
-        trainer = RecognitionTrainer(config)
+        trainer = RecognitionTrainer(load_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"]))
         assert (trainer.trunk is not None) == (runtime == "inference")
-        return trainer.train().losses
+        return trainer.train()
 
-    dygraph, inference = first_losses("dygraph"), first_losses("inference")
+    dygraph, inference = run("dygraph"), run("inference")
 
-    assert len(dygraph) == len(inference) == 3
-    np.testing.assert_allclose(inference, dygraph, rtol=2e-3)
+    assert len(dygraph.losses) == len(inference.losses) == 3
+    np.testing.assert_allclose(inference.losses, dygraph.losses, rtol=2e-3)
+    # the end-of-run evaluation embeds through the trunk too
+    assert inference.progress.metrics.keys() == dygraph.progress.metrics.keys() == {"recall1", "recall5", "mAP"}
+    for name, value in dygraph.progress.metrics.items():
+        assert inference.progress.metrics[name] == pytest.approx(value, abs=0.03), name
     assert (tmp_path / "inference" / "frozen_trunk" / "inference.pdiparams").is_file()
