@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import paddle
-import paddle.inference as paddle_inference
 from machine import cpu_name  # bench/ is the script's directory
 
+from service.config import RuntimeSettings
+from service.inference.runtime import ONEDNN_INCOMPATIBLE_PASSES, PaddleModel
 from trainer.export_detection import export_detector
 from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_architecture
 
@@ -40,36 +41,12 @@ PUBLISHED_CONDITIONS = "x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads (PaddleC
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-class Runner:
-    """A predictor fed by name and read by position, whichever way it was configured."""
-
-    def __init__(self, predictor: paddle_inference.Predictor) -> None:
-        self.predictor = predictor
-
-    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        for name in self.predictor.get_input_names():
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(list(feed[name].shape))
-            handle.copy_from_cpu(feed[name])
-        self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu() for name in self.predictor.get_output_names()]
+def make_runner(model_dir: Path, threads: int, *, onednn: bool, placement: bool = True) -> PaddleModel:
+    settings = RuntimeSettings(cpu_threads=threads, onednn=onednn)
+    return PaddleModel.create(model_dir, settings, delete_passes=() if placement else ONEDNN_INCOMPATIBLE_PASSES)
 
 
-def make_runner(model_dir: Path, threads: int, *, onednn: bool, placement: bool = True) -> Runner:
-    config = paddle_inference.Config(str(model_dir / "inference.json"), str(model_dir / "inference.pdiparams"))
-    config.disable_gpu()
-    config.disable_glog_info()
-    config.set_cpu_math_library_num_threads(threads)
-    if onednn:
-        config.enable_mkldnn()
-        if not placement:
-            config.delete_pass("onednn_placement_pass")
-    else:
-        config.disable_mkldnn()
-    return Runner(paddle_inference.create_predictor(config))
-
-
-def runners(model_dir: Path, threads: int) -> dict[str, Runner]:
+def runners(model_dir: Path, threads: int) -> dict[str, PaddleModel]:
     return {
         "plain": make_runner(model_dir, threads, onednn=False),
         "onednn": make_runner(model_dir, threads, onednn=True),
@@ -77,7 +54,7 @@ def runners(model_dir: Path, threads: int) -> dict[str, Runner]:
     }
 
 
-def time_runner(runner: Runner, feed: dict[str, np.ndarray], runs: int, warmup: int) -> tuple[list[float], int]:
+def time_runner(runner: PaddleModel, feed: dict[str, np.ndarray], runs: int, warmup: int) -> tuple[list[float], int]:
     for _ in range(warmup):
         runner.run(feed)
     samples = []

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import paddle.inference as paddle_inference
 from machine import cpu_name  # bench/ is the script's directory
 
-from service.inference.runtime import onednn_bf16_supported
+from service.config import RuntimeSettings
+from service.inference.runtime import PaddleModel, onednn_bf16_supported
 from trainer.export_recognition import export_imagenet_embedder, export_recognition
 from trainer.models import build_recognition_model
 
@@ -34,34 +34,18 @@ PUBLISHED_CONDITIONS = "Xeon Gold 6148 @2.40GHz, MKLDNN, 10 threads (PaddleClas 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def make_predictor(model_dir: Path, threads: int, onednn: bool, bf16: bool) -> paddle_inference.Predictor:
-    config = paddle_inference.Config(str(model_dir / "inference.json"), str(model_dir / "inference.pdiparams"))
-    config.disable_glog_info()
-    config.disable_gpu()
-    config.switch_ir_optim(True)
-    config.set_cpu_math_library_num_threads(threads)
-    if onednn:
-        config.enable_mkldnn()
-        config.set_mkldnn_cache_capacity(10)
-        if bf16:
-            config.enable_mkldnn_bfloat16()
-    else:
-        config.disable_mkldnn()
-    return paddle_inference.create_predictor(config)
+def make_model(model_dir: Path, threads: int, onednn: bool, bf16: bool) -> PaddleModel:
+    """The service's predictor settings (IR optimisation, oneDNN cache capacity 10, N math threads)."""
+    settings = RuntimeSettings(cpu_threads=threads, onednn=onednn, onednn_bf16=bf16)
+    return PaddleModel.create(model_dir, settings, bf16=bf16)
 
 
-def time_predictor(
-    predictor: paddle_inference.Predictor, image: np.ndarray, runs: int, warmup: int
-) -> tuple[list[float], np.ndarray]:
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    output = predictor.get_output_handle(predictor.get_output_names()[0])
+def time_model(model: PaddleModel, image: np.ndarray, runs: int, warmup: int) -> tuple[list[float], np.ndarray]:
+    feed = {model.input_names[0]: image}
     samples = []
     for index in range(warmup + runs):
         start = time.perf_counter()
-        handle.reshape(list(image.shape))
-        handle.copy_from_cpu(image)
-        predictor.run()
-        result = output.copy_to_cpu()
+        result = model.run(feed)[0]
         if index >= warmup:
             samples.append((time.perf_counter() - start) * 1000.0)
     return samples, np.asarray(result, dtype=np.float32)
@@ -83,8 +67,7 @@ def measure(model_dir: Path, image: np.ndarray, threads: int, runs: int, warmup:
     results: dict[str, dict] = {}
     fp32_output: np.ndarray | None = None
     for label, onednn, bf16 in variants():
-        predictor = make_predictor(model_dir, threads, onednn, bf16)
-        samples, output = time_predictor(predictor, image, runs, warmup)
+        samples, output = time_model(make_model(model_dir, threads, onednn, bf16), image, runs, warmup)
         fp32_output = output if label == "plain" else fp32_output
         results[label] = {
             "median_ms": round(statistics.median(samples), 3),

@@ -92,6 +92,13 @@ class PaddleModel:
         return model
 
     @classmethod
+    def create(cls, model_dir: Path, settings: RuntimeSettings, *, bf16: bool = False,
+               delete_passes: tuple[str, ...] = ()) -> PaddleModel:
+        """Exactly the configured predictor: no probe run, no fallback (benchmarks and tests compare setups)."""
+        return cls._create(find_model_files(Path(model_dir)), settings, bf16=bf16, trt_shapes=None,
+                           delete=delete_passes)
+
+    @classmethod
     def _create(cls, files: ModelFiles, settings: RuntimeSettings, *, bf16: bool, trt_shapes: TensorRTShapes | None,
                 delete: tuple[str, ...]) -> PaddleModel:
         config = _make_config(files, settings, bf16=bf16, trt_shapes=trt_shapes)

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import paddle
-import paddle.inference as paddle_inference
 import pytest
 import yaml
 
@@ -16,6 +15,7 @@ from service.config import RuntimeSettings
 from service.inference.manifest import Interpolation, ModelKind, load_manifest
 from service.inference.models import load_detector
 from service.inference.paddle_configs import manifest_from_paddle_config
+from service.inference.runtime import PaddleModel
 from tests.trainer.detector_weights import detector_input, fill_state
 from trainer.export_detection import NmsSettings, export_detector
 from trainer.models.picodet import PicoDet, build_picodet
@@ -32,21 +32,9 @@ def fill_model(model: PicoDet) -> PicoDet:
 
 def run_exported(model_dir: Path, feed: dict[str, np.ndarray], *, onednn: bool) -> list[np.ndarray]:
     """Plain Paddle Inference; with oneDNN on, no pass is deleted: the export must run as it is."""
-    config = paddle_inference.Config(str(model_dir / "inference.json"), str(model_dir / "inference.pdiparams"))
-    config.disable_gpu()
-    config.disable_glog_info()
-    config.set_cpu_math_library_num_threads(2)
-    if onednn:
-        config.enable_mkldnn()
-    else:
-        config.disable_mkldnn()
-    predictor = paddle_inference.create_predictor(config)
-    assert predictor.get_input_names() == ["image", "im_shape", "scale_factor"]
-    for name in predictor.get_input_names():
-        predictor.get_input_handle(name).reshape(list(feed[name].shape))
-        predictor.get_input_handle(name).copy_from_cpu(feed[name])
-    predictor.run()
-    return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+    model = PaddleModel.create(model_dir, RuntimeSettings(cpu_threads=2, onednn=onednn))
+    assert model.input_names == ("image", "im_shape", "scale_factor")
+    return model.run(feed)
 
 
 def area(boxes: np.ndarray) -> np.ndarray:
