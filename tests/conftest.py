@@ -49,3 +49,13 @@ def model_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export_imagenet_embedder(store / "embedder" / "default")
     _export_test_detector(store / "detector" / "default")
     return store
+
+
+@pytest.fixture(scope="session")
+def model_environment(model_store_dir: Path) -> dict[str, str]:
+    """``SHITU_*`` variables that point the service at the test store, its detector included, on 1 thread."""
+    return {
+        "SHITU_MODELS__STORE": str(model_store_dir),
+        "SHITU_MODELS__DETECTOR": "detector/default",
+        "SHITU_RUNTIME__CPU_THREADS": "1",
+    }

@@ -12,9 +12,8 @@ from tests.service.images import cat, coffee, encode, rocket
 
 
 @pytest.fixture
-def environment(model_store_dir: Path, tmp_path: Path) -> dict[str, str]:
-    return {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_GALLERY__PATH": str(tmp_path / "gallery"),
-            "SHITU_RUNTIME__CPU_THREADS": "1"}
+def environment(model_environment: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**model_environment, "SHITU_GALLERY__PATH": str(tmp_path / "gallery")}
 
 
 def test_import_twice_then_export_round_trips_labels(environment: dict[str, str], tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ def running_server(store: Path, gallery: Path, **env: str) -> Iterator[tuple[str
     environment = {
         **os.environ,
         "SHITU_MODELS__STORE": str(store),
+        "SHITU_MODELS__DETECTOR": "detector/default",
         "SHITU_GALLERY__PATH": str(gallery),
         "SHITU_RUNTIME__CPU_THREADS": "1",
         "SHITU_SERVER__LOG_LEVEL": "warning",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,10 @@ from trainer.evaluation.report import CURVE_FILE, FAILURES_FILE, JSON_FILE, MARK
 
 
 @pytest.fixture(scope="module")
-def evaluated(model_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+def evaluated(model_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     data = write_benchmark(tmp_path_factory.mktemp("benchmark"))
     out = tmp_path_factory.mktemp("report")
-    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1",
-                   "SHITU_GALLERY__DETECT_ON_ENROLL": "false"}
+    environment = {**model_environment, "SHITU_GALLERY__DETECT_ON_ENROLL": "false"}
     result = CliRunner().invoke(app, ["eval", "--data", str(data), "--split", "test", "--out", str(out)],
                                 env=environment)
     assert result.exit_code == 0, result.output
@@ -95,16 +95,16 @@ def test_the_detector_track_scores_every_scene(evaluated: tuple[Path, Any]) -> N
     assert detector["main_object_hit_rate"] <= detector["main_object_found_rate"]
 
 
-def test_a_missing_split_is_an_error_without_traceback(model_store_dir: Path, tmp_path: Path) -> None:
+def test_a_missing_split_is_an_error_without_traceback(model_environment: dict[str, str], tmp_path: Path) -> None:
     data = write_benchmark(tmp_path / "data", splits=("test",))
-    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1"}
+    environment = model_environment
     result = CliRunner().invoke(app, ["eval", "--data", str(data), "--out", str(tmp_path / "out"),
                                       "--track", "end-to-end"], env=environment)
     assert result.exit_code == 2
     assert "val_gallery_list.txt not found" in result.output and "--calibration-split" in result.output
 
 
-def test_eval_reads_what_the_generator_writes(model_store_dir: Path, tmp_path: Path) -> None:
+def test_eval_reads_what_the_generator_writes(model_environment: dict[str, str], tmp_path: Path) -> None:
     """The benchmark layout is the generator's: every listed crop, view and scene is counted where it belongs."""
     from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
     from trainer.synth.dataset import synthesize
@@ -117,7 +117,7 @@ def test_eval_reads_what_the_generator_writes(model_store_dir: Path, tmp_path: P
     options = SynthOptions(seed=0, classes=20, scenes_per_class=1, gallery_views=1, scene_size=160,
                            open_set_share=0.5)
     synthesize(tmp_path / "synth", options, default_assets_dir(), workers=1)
-    environment = {"SHITU_MODELS__STORE": str(model_store_dir), "SHITU_RUNTIME__CPU_THREADS": "1"}
+    environment = model_environment
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "synth"), "--out", str(tmp_path / "report"),
                                       "--calibration-split", "test"], env=environment)
     assert result.exit_code == 0, result.output
@@ -135,3 +135,32 @@ def test_eval_reads_what_the_generator_writes(model_store_dir: Path, tmp_path: P
     assert report["recognizer"]["open_set_queries"] == 2 * min(lines["query"], lines["openset"])
     assert report["detector"]["images"] == report["end_to_end"]["scenes"] == len(coco["images"])
     assert report["end_to_end"]["known_scenes"] == known_scenes
+
+
+def test_record_writes_the_calibrated_threshold_and_scores_into_the_manifest(
+    model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path
+) -> None:
+    data = write_benchmark(tmp_path / "data")
+    embedder = tmp_path / "embedder"
+    shutil.copytree(model_store_dir / "embedder" / "default", embedder)
+    before = (embedder / "manifest.json").read_text(encoding="utf-8")
+    arguments = ["eval", "--data", str(data), "--embedder", str(embedder), "--track", "recognizer", "--track",
+                 "end-to-end", "--record"]
+
+    refused = CliRunner().invoke(app, [*arguments, "--calibration-split", "test", "--out", str(tmp_path / "a")],
+                                 env=model_environment)
+    assert refused.exit_code == 2 and "calibration split other than the evaluated one" in refused.output
+    assert (embedder / "manifest.json").read_text(encoding="utf-8") == before
+
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "b")], env=model_environment)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b" / JSON_FILE).read_text(encoding="utf-8"))
+    manifest = json.loads((embedder / "manifest.json").read_text(encoding="utf-8"))
+    chosen = report["end_to_end"]["calibration"]["chosen"]["min_score"]
+    assert manifest["embedder"]["match_threshold"] == chosen != json.loads(before)["embedder"]["match_threshold"]
+    evaluation = manifest["provenance"]["evaluation"]
+    assert evaluation["command"] == report["command"] and evaluation["split"] == "test"
+    assert evaluation["recognizer"]["recall1"] == report["recognizer"]["recall1"] == 1.0
+    assert evaluation["end_to_end"]["recall1"] == report["end_to_end"]["recall1"]
+    assert evaluation["calibration"]["min_score"] == chosen and evaluation["detector"] == "test-detector@1"
+    assert manifest["provenance"]["training"] == json.loads(before)["provenance"]["training"]  # kept

@@ -26,6 +26,8 @@ def evaluate_command(
                                           help="split where min_score is calibrated (the evaluated one: optimistic)"),
     precision_target: float | None = typer.Option(None, "--precision-target", min=0.0, max=1.0,
                                                   help="calibrate to this open-set precision instead of the best F1"),
+    record: bool = typer.Option(False, "--record",
+                                help="write the calibrated min_score and these scores into the embedder's manifest"),
 ) -> None:
     """Measure the service pipeline on a generated benchmark: recognizer, detector, end to end, open set."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -44,6 +46,8 @@ def evaluate_command(
               "detector": str(detector.resolve()) if detector else None}
     settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
     config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
+    if record:
+        _refuse_unrecordable(config, settings.models.embedder_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
 
@@ -61,6 +65,29 @@ def evaluate_command(
     for line in summary(report.as_dict()):
         typer.echo(line)
     typer.echo(f"wrote {', '.join(str(path) for path in files)}")
+    if record:
+        _record(report, settings.models.embedder_dir, command)
+
+
+def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
+    from trainer.evaluation.manifest_record import RecordError, check_recordable
+
+    try:
+        check_recordable(config, embedder_dir)
+    except RecordError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+def _record(report: Any, embedder_dir: Path, command: str) -> None:
+    from trainer.evaluation.manifest_record import RecordError, record_in_manifest
+
+    try:
+        threshold = record_in_manifest(report, embedder_dir, command)
+    except RecordError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"recorded match_threshold {threshold} and the scores in {embedder_dir / 'manifest.json'}")
 
 
 def summary(document: dict[str, Any]) -> list[str]:
