@@ -64,6 +64,9 @@ def export_rec(
     ),
     version: str = typer.Option("1", help="model version in the manifest"),
     match_threshold: float = typer.Option(0.5, help="cosine score a match needs, stored in the manifest"),
+    input_size: int | None = typer.Option(
+        None, "--input-size", min=16, help="square input side the weights were trained at (default: 224)"
+    ),
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
@@ -80,7 +83,13 @@ def export_rec(
     else:
         try:
             manifest = export_recognition_checkpoint(
-                arch, weights, out, name=name or out.resolve().name, version=version, match_threshold=match_threshold
+                arch,
+                weights,
+                out,
+                name=name or out.resolve().name,
+                version=version,
+                match_threshold=match_threshold,
+                input_size=input_size,
             )
         except CheckpointMismatch as error:
             typer.echo(f"error: {error}", err=True)

@@ -131,6 +131,7 @@ def export_recognition_checkpoint(
     name: str,
     version: str,
     match_threshold: float = DEFAULT_MATCH_THRESHOLD,
+    input_size: int | None = None,
 ) -> ModelManifest:
     """A ``.pdparams`` checkpoint (PaddleClas GeneralRecognitionV2, or the trainer's own) → inference directory.
 
@@ -145,5 +146,11 @@ def export_recognition_checkpoint(
     load_checked(model, state, skip_prefixes=(HEAD_PREFIX,), source=str(weights))
     provenance = {"checkpoint": weights.name, "checkpoint_sha256": _sha256(weights)}
     return export_recognition(
-        model, out_dir, name=name, version=version, provenance=provenance, match_threshold=match_threshold
+        model,
+        out_dir,
+        name=name,
+        version=version,
+        provenance=provenance,
+        match_threshold=match_threshold,
+        input_size=input_size,
     )

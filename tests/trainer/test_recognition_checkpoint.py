@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.config import RuntimeSettings
+from service.inference.models import load_embedder
 from trainer.checkpoint import CheckpointMismatch, load_checked, read_pdparams
 from trainer.models import build_recognition_model, load_recognition_checkpoint
 
@@ -102,6 +104,14 @@ def test_cli_exports_a_paddleclas_checkpoint_and_refuses_a_wrong_one(tmp_path: P
     assert manifest["name"] == "rec" and manifest["architecture"] == "pplcnetv2_base"
     assert manifest["provenance"]["checkpoint"] == checkpoint.name
     assert (out_dir / "inference.json").is_file() and (out_dir / "inference.pdiparams").is_file()
+    assert manifest["preprocess"]["size"] == [224, 224]
+
+    at_160 = runner.invoke(app, ["export", "rec", "--arch", "pplcnetv2_base", "--weights", str(checkpoint),
+                                 "--out", str(tmp_path / "rec160"), "--input-size", "160"])
+    assert at_160.exit_code == 0, at_160.output
+    assert json.loads((tmp_path / "rec160" / "manifest.json").read_text())["preprocess"]["size"] == [160, 160]
+    embedder = load_embedder(tmp_path / "rec160", RuntimeSettings(cpu_threads=1), max_batch_size=2)
+    assert embedder.embed([np.full((50, 70, 3), 128, np.uint8)]).shape == (1, 512)
 
     arguments = ["export", "rec", "--arch", "efficientnet_lite0", "--weights", str(checkpoint)]
     wrong = runner.invoke(app, [*arguments, "--out", str(tmp_path / "x")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def test_export_loads_in_the_service(trained: Run) -> None:
     assert (
         embedder.manifest.provenance["metrics"]["recall1"] == read_progress(trained.output / "best").metrics["recall1"]
     )
+    assert embedder.manifest.preprocess.size == (64, 64)  # the training size, not the architecture's 224
     images = [
         cv2.imread(str(trained.data / f"images/class{label}_{index}.png"))[:, :, ::-1]
         for label in range(8)
@@ -130,7 +132,7 @@ def test_cli_trains_pplcnetv2_with_arc_margin_and_accumulation(tmp_path: Path) -
     assert outcome.exit_code == 0, outcome.output
     assert "trained 1 steps over 1 epochs" in outcome.output
     assert (tmp_path / "run" / "best" / "arc_head.pdparams").is_file()
-    assert (tmp_path / "run" / "export" / "manifest.json").is_file()
+    assert json.loads((tmp_path / "run" / "export" / "manifest.json").read_text())["preprocess"]["size"] == [32, 32]
 
 
 def test_cli_rejects_a_bad_override(tmp_path: Path) -> None:
