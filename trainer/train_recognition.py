@@ -6,6 +6,7 @@ warm-up + cosine; evaluation by recall@1/5 and mAP, checkpoints, resume, best by
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ from trainer.training_state import (
 )
 
 logger = logging.getLogger(__name__)
+SYNTH_SUMMARY = "synth.json"
 
 StepCallback = Callable[[int, int, int], None]  # (epoch from 1, step within the epoch from 1, steps per epoch)
 
@@ -265,7 +267,11 @@ class RecognitionTrainer:
             "epochs": best_progress.epoch,
             "steps": best_progress.step,
             "metrics": best_progress.metrics,
+            "recipe": self.config.model_dump(mode="json", exclude={"output": True, "data": {"root"}}),
         }
+        data = synth_summary(self.config.data.root)
+        if data is not None:
+            provenance["data"] = data
         export_recognition(
             model,
             out_dir,
@@ -275,6 +281,16 @@ class RecognitionTrainer:
             input_size=self.config.data.augment.image_size,
         )
         return out_dir
+
+
+def synth_summary(root: Path) -> dict | None:
+    """What ``shitu data synth`` recorded about a dataset whose lists are in ``root`` (None for other data)."""
+    for candidate in (root / SYNTH_SUMMARY, root.parent / SYNTH_SUMMARY):
+        if candidate.is_file():
+            summary = json.loads(candidate.read_text(encoding="utf-8"))
+            recorded = {key: summary.get(key) for key in ("options", "assets", "counts")}
+            return {"generator": "shitu data synth", **recorded}
+    return None
 
 
 def _format(metrics: dict[str, float]) -> str:

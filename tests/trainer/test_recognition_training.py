@@ -96,6 +96,9 @@ def test_export_loads_in_the_service(trained: Run) -> None:
         embedder.manifest.provenance["metrics"]["recall1"] == read_progress(trained.output / "best").metrics["recall1"]
     )
     assert embedder.manifest.preprocess.size == (64, 64)  # the training size, not the architecture's 224
+    recipe = embedder.manifest.provenance["recipe"]
+    assert recipe["model"]["arch"] == "efficientnet_lite0" and recipe["optimizer"]["freeze_stages"] == 4
+    assert "data" not in embedder.manifest.provenance  # not a `shitu data synth` dataset
     images = [
         cv2.imread(str(trained.data / f"images/class{label}_{index}.png"))[:, :, ::-1]
         for label in range(8)
