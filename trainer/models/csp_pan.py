@@ -10,21 +10,14 @@ from collections.abc import Sequence
 
 import paddle
 import paddle.nn.functional as F
-from paddle import ParamAttr, nn
+from paddle import nn
 from paddle.nn.initializer import KaimingUniform
+
+from trainer.models.layers import same_conv
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> nn.Conv2D:
-    return nn.Conv2D(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=(kernel_size - 1) // 2,
-        groups=groups,
-        weight_attr=ParamAttr(initializer=KaimingUniform()),
-        bias_attr=False,
-    )
+    return same_conv(in_channels, out_channels, kernel_size, stride=stride, groups=groups, initializer=KaimingUniform())
 
 
 def upsample_nearest_2x(x: paddle.Tensor) -> paddle.Tensor:

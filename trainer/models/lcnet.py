@@ -7,9 +7,9 @@ ImageNet ``LCNet_x2_5_ssld_pretrained`` weights) load by name.
 from __future__ import annotations
 
 import paddle
-from paddle import ParamAttr, nn
-from paddle.nn.initializer import KaimingNormal
-from paddle.regularizer import L2Decay
+from paddle import nn
+
+from trainer.models.layers import batch_norm, same_conv
 
 # (kernel, in_channels, out_channels, stride, squeeze_excitation) at scale 1.0, per stage.
 STAGES: dict[str, list[tuple[int, int, int, int, bool]]] = {
@@ -31,26 +31,13 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
-def _no_decay() -> ParamAttr:
-    return ParamAttr(regularizer=L2Decay(0.0))
-
-
 class ConvBNLayer(nn.Layer):
     """Conv (no bias) → BatchNorm → hardswish."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2D(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=(kernel_size - 1) // 2,
-            groups=groups,
-            weight_attr=ParamAttr(initializer=KaimingNormal()),
-            bias_attr=False,
-        )
-        self.bn = nn.BatchNorm2D(out_channels, weight_attr=_no_decay(), bias_attr=_no_decay())
+        self.conv = same_conv(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
+        self.bn = batch_norm(out_channels)
         self.act = nn.Hardswish()
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

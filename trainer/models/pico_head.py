@@ -14,7 +14,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import ParamAttr, nn
 from paddle.nn.initializer import Constant, Normal
-from paddle.regularizer import L2Decay
+
+from trainer.models.layers import batch_norm, same_conv
 
 
 class ConvNormLayer(nn.Layer):
@@ -22,18 +23,8 @@ class ConvNormLayer(nn.Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2D(
-            in_channels,
-            out_channels,
-            kernel_size,
-            padding=(kernel_size - 1) // 2,
-            groups=groups,
-            weight_attr=ParamAttr(initializer=Normal(0.0, 0.01)),
-            bias_attr=False,
-        )
-        self.norm = nn.BatchNorm2D(
-            out_channels, weight_attr=ParamAttr(regularizer=L2Decay(0.0)), bias_attr=ParamAttr(regularizer=L2Decay(0.0))
-        )
+        self.conv = same_conv(in_channels, out_channels, kernel_size, groups=groups, initializer=Normal(0.0, 0.01))
+        self.norm = batch_norm(out_channels)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.norm(self.conv(x))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
-from paddle.nn.initializer import KaimingNormal
-from paddle.regularizer import L2Decay
+
+from trainer.models.layers import batch_norm, same_conv
 
 # Per stage: input channels (every block outputs twice as many), depthwise kernel, split pointwise,
 # re-parameterizable branches, squeeze-excitation, residual (PaddleClas NET_CONFIG at scale 1.0).
@@ -29,11 +29,6 @@ EMBEDDING_DIM = 512
 DROPOUT_PROB = 0.2
 
 
-def _no_decay() -> paddle.ParamAttr:
-    # PaddleClas exempts the backbone's BN scale and shift from weight decay.
-    return paddle.ParamAttr(regularizer=L2Decay(0.0))
-
-
 class ConvBNLayer(nn.Layer):
     """Conv (no bias) → BatchNorm → optional ReLU."""
 
@@ -47,17 +42,8 @@ class ConvBNLayer(nn.Layer):
         use_act: bool = True,
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2D(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=(kernel_size - 1) // 2,
-            groups=groups,
-            weight_attr=paddle.ParamAttr(initializer=KaimingNormal()),
-            bias_attr=False,
-        )
-        self.bn = nn.BatchNorm2D(out_channels, weight_attr=_no_decay(), bias_attr=_no_decay())
+        self.conv = same_conv(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
+        self.bn = batch_norm(out_channels)
         self.act = nn.ReLU() if use_act else None
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
