@@ -12,24 +12,18 @@ and writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import paddle
+from machine import machine_record, write_result  # bench/ is the script's directory
 from paddle.regularizer import L2Decay
 
 from trainer.detection.augment import Annotated, AugmentConfig, augment_sample, normalize, resize
 from trainer.detection.ema import ModelEMA
 from trainer.detection.losses import PicoDetLoss
 from trainer.models.picodet import build_picodet
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def random_boxes(rng: np.random.Generator, size: int, count: int = 3) -> np.ndarray:
@@ -93,20 +87,8 @@ def main() -> None:
         print(f"| x{scale:g} | {size} | {batch} | {seconds:.2f} | {batch / seconds:.2f} |", flush=True)
     augment = augment_seconds(640, 30)
     print(f"augmentation to 640: {1 / augment:.0f} images/s on one core")
-    result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "load_average_1min": os.getloadavg()[0],  # other work on the cores skews the numbers
-        "paddle": paddle.__version__,
-        "rows": rows,
-        "augment_images_per_s_640": 1 / augment,
-    }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / "detection_throughput.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    result = {**machine_record(args.threads), "rows": rows, "augment_images_per_s_640": 1 / augment}
+    print(f"wrote {write_result('detection_throughput', result)}")
 
 
 if __name__ == "__main__":

@@ -19,17 +19,14 @@ and the oneDNN / plain ratio of the same run; writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import paddle
-from machine import cpu_name  # bench/ is the script's directory
+from machine import machine_record, write_result  # bench/ is the script's directory
 
 from service.config import RuntimeSettings
 from service.inference.runtime import ONEDNN_INCOMPATIBLE_PASSES, PaddleModel
@@ -38,7 +35,6 @@ from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_archite
 
 PUBLISHED_MS = 29.8
 PUBLISHED_CONDITIONS = "x2.5 at 640, Xeon Gold 6148, MKLDNN, 10 threads (PaddleClas mainbody_detection_en.md)"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def make_runner(model_dir: Path, threads: int, *, onednn: bool, placement: bool = True) -> PaddleModel:
@@ -123,26 +119,23 @@ def main() -> None:
             for size in args.sizes:
                 results[f"{arch}@{size}"] = measure(arch, size, args.threads, args.runs, args.warmup, Path(work))
 
-    load = os.getloadavg()[0]
-    print(f"CPU: {cpu_name()}, {args.threads} threads, batch 1, {args.runs} runs, load average {load:.1f}")
+    machine = machine_record(args.threads)
+    print(
+        f"CPU: {machine['cpu']}, {args.threads} threads, batch 1, {args.runs} runs,"
+        f" load average {machine['load_average_1min']:.1f}"
+    )
     print(f"published: {PUBLISHED_MS} ms, {PUBLISHED_CONDITIONS}")
     print_table(results, "median_ms", "median ms")
     # On a machine other jobs load, the fastest run is the better estimate of the unloaded latency.
     print_table(results, "min_ms", "fastest run ms")
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"detector_latency_{stamp}.json"
     report = {
-        "cpu": cpu_name(),
-        "threads": args.threads,
+        **machine,
         "runs": args.runs,
-        "load_average_1min": round(load, 2),
         "published": {"median_ms": PUBLISHED_MS, "conditions": PUBLISHED_CONDITIONS},
         "models": results,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {write_result('detector_latency', report)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""What the benchmark JSON records about the machine it ran on."""
+"""What the benchmark JSON records about the machine it ran on, and where the JSON goes."""
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def cpu_name() -> str:
@@ -11,3 +17,29 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def machine_record(threads: int) -> dict[str, object]:
+    """The machine, the Paddle build and the load a result was measured under.
+
+    A number means nothing without them: the benchmarks run on a shared machine where other work takes the
+    same cores, so the 1-minute load average at the end of the run says how far to trust the timings.
+    """
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        # The distribution's metadata, so that recording the version does not import paddle.
+        "paddle": version("paddlepaddle"),
+    }
+
+
+def write_result(name: str, record: dict) -> Path:
+    """Write ``record`` to bench/results/<name>_<UTC time>.json; the time stamp keeps earlier runs for comparison."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{name}_{stamp}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path

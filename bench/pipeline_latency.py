@@ -11,16 +11,15 @@ ratio, writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import paddle
+from machine import machine_record, write_result  # bench/ is the script's directory
 
 from service.config import GallerySettings, PipelineSettings, RuntimeSettings
 from service.gallery import Gallery
@@ -32,7 +31,6 @@ from trainer.export_recognition import export_recognition
 from trainer.models import build_recognition_model
 from trainer.models.picodet import build_picodet
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Five detector boxes plus the whole image: the most PP-ShiTu ever embeds for one photo.
 CROPS = [Box(40, 30, 260, 400), Box(250, 60, 450, 420), Box(420, 20, 620, 460), Box(10, 300, 200, 470),
          Box(300, 280, 600, 470), Box(0, 0, 640, 480)]
@@ -79,9 +77,8 @@ def main() -> None:
         whole = median_ms(lambda: recognizer.recognize(image, options, gallery.search), arguments.runs)
         gallery.close()
     result = {
+        **machine_record(arguments.threads),
         "benchmark": "pipeline_latency",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "threads": arguments.threads,
         "runs": arguments.runs,
         "crops": len(crops),
         "embed_batched_ms": round(batched, 2),
@@ -93,10 +90,7 @@ def main() -> None:
     print(f"{len(crops)} crops, PPLCNetV2_base: one batch {batched:.1f} ms vs one at a time {one_by_one:.1f} ms "
           f"-> {one_by_one / batched:.2f}x")
     print(f"detector x2.5 @640: {detect:.1f} ms; recognize (random detector, whole image only): {whole:.1f} ms")
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / "pipeline_latency.json"
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result('pipeline_latency', result)}")
 
 
 if __name__ == "__main__":

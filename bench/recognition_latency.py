@@ -12,16 +12,13 @@ median against PaddleClas's published 6.1 ms and writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_name  # bench/ is the script's directory
+from machine import machine_record, write_result  # bench/ is the script's directory
 
 from service.config import RuntimeSettings
 from service.inference.runtime import PaddleModel, onednn_bf16_supported
@@ -31,7 +28,6 @@ from trainer.models import build_recognition_model
 # PaddleClas feature_extraction.md: PPLCNetV2_base_ShiTu, Xeon Gold 6148 @2.40GHz, MKLDNN, 10 threads.
 PUBLISHED_MS = 6.1
 PUBLISHED_CONDITIONS = "Xeon Gold 6148 @2.40GHz, MKLDNN, 10 threads (PaddleClas feature_extraction.md)"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def make_model(model_dir: Path, threads: int, onednn: bool, bf16: bool) -> PaddleModel:
@@ -97,8 +93,12 @@ def main() -> None:
             "efficientnet_lite0": measure(efficientnet_dir, image, args.threads, args.runs, args.warmup),
         }
 
-    load = os.getloadavg()
-    print(f"CPU: {cpu_name()}, {args.threads} threads, batch 1, median of {args.runs} runs, load average {load[0]:.1f}")
+    # Other processes on the machine inflate the numbers; the 1-minute load average at the end says how much.
+    machine = machine_record(args.threads)
+    print(
+        f"CPU: {machine['cpu']}, {args.threads} threads, batch 1, median of {args.runs} runs,"
+        f" load average {machine['load_average_1min']:.1f}"
+    )
     print(f"published PPLCNetV2_base_ShiTu: {PUBLISHED_MS} ms on {PUBLISHED_CONDITIONS}")
     header = f"{'variant':<14}{'PPLCNetV2 ms':>14}{'(min)':>8}{'vs 6.1 ms':>11}{'EffNet-L0 ms':>14}{'(min)':>8}"
     print(f"{header}{'PPLCNet/EffNet':>16}{'cos vs plain':>14}")
@@ -112,20 +112,13 @@ def main() -> None:
             f"{pplcnet['cosine_vs_plain']:>14.6f}"
         )
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"recognition_latency_{stamp}.json"
     report = {
-        "cpu": cpu_name(),
-        "threads": args.threads,
+        **machine,
         "runs": args.runs,
-        # Other processes on the machine inflate the numbers; the 1-minute load average at the end says how much.
-        "load_average_1min": round(load[0], 2),
         "published": {"median_ms": PUBLISHED_MS, "conditions": PUBLISHED_CONDITIONS},
         "models": models,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {write_result('recognition_latency', report)}")
 
 
 if __name__ == "__main__":

@@ -12,16 +12,12 @@ markdown table and writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import paddle
+from machine import machine_record, write_result  # bench/ is the script's directory
 
 from trainer.config import AugmentConfig, LossConfig, OptimizerConfig
 from trainer.data.augment import TrainAugment
@@ -29,7 +25,6 @@ from trainer.losses import RecognitionLoss
 from trainer.models.recognition import build_recognition_model
 from trainer.schedule import WarmupCosine, backbone_stages, build_optimizer, freeze_stages, set_training_mode
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ARCHITECTURES = ("pplcnetv2_base", "efficientnet_lite0")
 CLASSES = 1000
 
@@ -97,21 +92,13 @@ def main() -> None:
     augment = augment_seconds(args.size, 50)
     print(f"augmentation: {1 / augment:.0f} images/s on one core")
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "load_average_1min": os.getloadavg()[0],  # other work on the cores skews the numbers
+        **machine_record(args.threads),
         "size": args.size,
         "batch": args.batch,
-        "paddle": paddle.__version__,
         "rows": rows,
         "augment_images_per_s": 1 / augment,
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"training_throughput_{args.size}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_result('training_throughput', result)}")
 
 
 if __name__ == "__main__":
