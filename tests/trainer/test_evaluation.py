@@ -164,3 +164,18 @@ def test_record_writes_the_calibrated_threshold_and_scores_into_the_manifest(
     assert evaluation["end_to_end"]["recall1"] == report["end_to_end"]["recall1"]
     assert evaluation["calibration"]["min_score"] == chosen and evaluation["detector"] == "test-detector@1"
     assert manifest["provenance"]["training"] == json.loads(before)["provenance"]["training"]  # kept
+    assert evaluation["calibration"]["track"] == "end-to-end"  # a detector runs: scenes set the threshold
+
+    # Without a detector the service sees whole photos of one product: the crops' calibration is recorded.
+    whole_photos = {**model_environment, "SHITU_MODELS__DETECTOR": ""}
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "c")], env=whole_photos)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "c" / JSON_FILE).read_text(encoding="utf-8"))
+    manifest = json.loads((embedder / "manifest.json").read_text(encoding="utf-8"))
+    chosen = report["recognizer_calibration"]["chosen"]["min_score"]
+    assert manifest["embedder"]["match_threshold"] == chosen
+    assert manifest["provenance"]["evaluation"]["calibration"] | {"min_score": chosen} == {
+        "track": "recognizer", "split": "val", "rule": "best F1", "min_score": chosen,
+        "on_evaluated_split": manifest["provenance"]["evaluation"]["calibration"]["on_evaluated_split"],
+    }
+    assert manifest["provenance"]["evaluation"]["detector"] is None

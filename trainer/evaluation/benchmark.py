@@ -16,7 +16,7 @@ from service.inference.pipeline import RecognizeOptions, Recognizer
 from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
 from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
-from trainer.evaluation.open_set import OpenSetPoint, balanced, calibrate, open_set_curve, point_at
+from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, calibrate, open_set_curve, point_at
 from trainer.evaluation.recognizer_track import RecognizerResult, evaluate_recognizer
 
 # (task description, total steps) → a function to call after each step.
@@ -71,6 +71,7 @@ class BenchmarkReport:
     detector_model: str | None
     options: RecognizeOptions
     recognizer: RecognizerResult | None = None
+    recognizer_calibration: Calibration | None = None  # min_score for whole photos of one product (crops)
     detector: DetectorResult | None = None
     end_to_end: EndToEndResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -87,6 +88,7 @@ class BenchmarkReport:
             "models": {"embedder": self.embedder_model, "detector": self.detector_model},
             "options": {key: getattr(value, "value", value) for key, value in asdict(self.options).items()},
             "recognizer": self.recognizer.as_dict() if self.recognizer else None,
+            "recognizer_calibration": asdict(self.recognizer_calibration) if self.recognizer_calibration else None,
             "detector": self.detector.as_dict() if self.detector else None,
             "end_to_end": end_to_end,
             "seconds": self.seconds,
@@ -97,7 +99,8 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
     """Loads the models the settings name and runs the chosen tracks on ``config.split``."""
     # Data first: a missing or broken split fails before any model loads.
     split = load_split(config.data, config.split, limit=config.limit)
-    calibration_data = _calibration_data(config) if Track.end_to_end in config.tracks else None
+    calibrated = Track.end_to_end in config.tracks or Track.recognizer in config.tracks
+    calibration_data = _calibration_data(config) if calibrated else None
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     options = recognizer.default_options(settings.pipeline)
     detector = recognizer.detector
@@ -107,6 +110,8 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
         clock = time.perf_counter()
         advance = progress("recognizer: crops", len(split.gallery) + len(split.queries) + len(split.open_set_queries))
         report.recognizer = evaluate_recognizer(recognizer.embedder, split, settings.limits, options.min_score, advance)
+        report.recognizer_calibration = _recognizer_calibration(recognizer, report.recognizer, calibration_data,
+                                                                config, settings, options, progress)
         report.seconds["recognizer"] = round(time.perf_counter() - clock, 2)
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()
@@ -131,6 +136,29 @@ def _calibration_data(config: BenchmarkConfig) -> BenchmarkSplit | None:
         raise BenchmarkDataError(f"{error}; needed for {hint}") from error
 
 
+def _recognizer_calibration(recognizer: Recognizer, result: RecognizerResult, calibration_data: BenchmarkSplit | None,
+                            config: BenchmarkConfig, settings: Settings, options: RecognizeOptions,
+                            progress: ProgressHook) -> Calibration | None:
+    """min_score from the calibration split's crops: what a service without a detector sees (one product a photo)."""
+    if not result.open_set:
+        return None
+    calibration_queries = result.open_set
+    if calibration_data is not None:
+        total = len(calibration_data.gallery) + len(calibration_data.queries) + len(calibration_data.open_set_queries)
+        advance = progress(f"recognizer ({calibration_data.name}): crops", total)
+        calibration_queries = evaluate_recognizer(recognizer.embedder, calibration_data, settings.limits,
+                                                  options.min_score, advance).open_set
+    return _calibration(open_set_curve(calibration_queries), result.open_set, config)
+
+
+def _calibration(curve: list[OpenSetPoint], queries: list[OpenSetQuery], config: BenchmarkConfig) -> Calibration | None:
+    chosen = calibrate(curve, config.precision_target)
+    if chosen is None:
+        return None
+    rule = "best F1" if config.precision_target is None else f"precision >= {config.precision_target}"
+    return Calibration(config.calibration_split, rule, chosen, point_at(queries, chosen.min_score))
+
+
 def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data: BenchmarkSplit | None,
                 config: BenchmarkConfig, settings: Settings, options: RecognizeOptions,
                 progress: ProgressHook) -> EndToEndResult:
@@ -141,11 +169,7 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
     if calibration_data is not None:
         calibration_outcomes = _recognize_split(recognizer, calibration_data, settings, options, progress)
         calibration_curve = open_set_curve(balanced([outcome.as_query() for outcome in calibration_outcomes]))
-    chosen = calibrate(calibration_curve, config.precision_target)
-    rule = "best F1" if config.precision_target is None else f"precision >= {config.precision_target}"
-    calibration = None
-    if chosen is not None:
-        calibration = Calibration(config.calibration_split, rule, chosen, point_at(queries, chosen.min_score))
+    calibration = _calibration(calibration_curve, queries, config)
     known = sum(outcome.known for outcome in outcomes)
     return EndToEndResult(
         scenes=len(outcomes),

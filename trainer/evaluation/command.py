@@ -95,8 +95,14 @@ def summary(document: dict[str, Any]) -> list[str]:
     lines = []
     if document["recognizer"]:
         result = document["recognizer"]
-        lines.append(f"recognizer: recall@1 {result['recall1']:.3f}, recall@5 {result['recall5']:.3f}, "
-                     f"mAP {result['mean_average_precision']:.3f} ({result['queries']} crops)")
+        line = (f"recognizer: recall@1 {result['recall1']:.3f}, recall@5 {result['recall5']:.3f}, "
+                f"mAP {result['mean_average_precision']:.3f} ({result['queries']} crops)")
+        if document["recognizer_calibration"]:
+            calibration = document["recognizer_calibration"]
+            point = calibration["on_evaluation_split"]
+            line += (f"; crops calibrated min_score {calibration['chosen']['min_score']}: "
+                     f"P {point['precision']:.3f} R {point['recall']:.3f}")
+        lines.append(line)
     if document["detector"]:
         result = document["detector"]
         lines.append(f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,9 +29,10 @@ class RecognizerResult:
     mean_average_precision: float
     open_set_queries: int  # query crops and crops of absent classes, half and half (0 without an open-set list)
     open_set_at_default: OpenSetPoint | None  # at the service's min_score
+    open_set: list[OpenSetQuery] = field(default_factory=list, repr=False)  # those queries themselves
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "open_set"}
 
 
 def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: LimitsSettings, min_score: float,
@@ -59,6 +60,7 @@ def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: Limit
         mean_average_precision=metrics.mean_average_precision,
         open_set_queries=len(queries),
         open_set_at_default=point_at(queries, min_score) if queries else None,
+        open_set=queries,
     )
 
 

@@ -61,6 +61,12 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
             lines += ["", f"Open set on crops ({result.open_set_queries}, half of absent classes) at min_score "
                       f"{point.min_score}: precision {point.precision:.3f}, recall {point.recall:.3f}, "
                       f"false-accept rate {point.false_accept_rate:.3f}."]
+        calibration = report.recognizer_calibration
+        if calibration is not None:
+            point = calibration.on_evaluation_split
+            lines += ["", f"min_score calibrated on the {calibration.split} crops ({calibration.rule}): "
+                      f"{calibration.chosen.min_score}; here precision {point.precision:.3f}, recall "
+                      f"{point.recall:.3f}, false-accept rate {point.false_accept_rate:.3f}."]
     if report.detector is not None:
         result = report.detector
         lines += _table(
