@@ -19,16 +19,11 @@ $(VENV)/.installed: pyproject.toml
 assets:
 	scripts/install-assets.sh $(ASSETS)
 
-# Until trained defaults are committed to model_store/embedder/default and detector/default, `make run`
-# serves the trainer's ImageNet EfficientNet-Lite0 embedder export, without a detector (whole image only).
-IMAGENET_EMBEDDER := model_store/embedder/efficientnet-lite0-imagenet
-
-$(IMAGENET_EMBEDDER)/manifest.json: $(VENV)/.installed
-	$(BIN)/shitu export rec --arch efficientnet_lite0 --out $(IMAGENET_EMBEDDER)
-
-run: install $(IMAGENET_EMBEDDER)/manifest.json
+# Serves model_store/embedder/default, the shipped embedder (no detector ships yet: whole photos), and fills
+# an empty gallery with the demo products.
+run: install
 	scripts/install-assets.sh --minimal
-	SHITU_MODELS__EMBEDDER=embedder/efficientnet-lite0-imagenet SHITU_MODELS__DETECTOR= $(BIN)/shitu serve --demo
+	$(BIN)/shitu serve --demo
 
 lint: install
 	$(BIN)/ruff check service trainer tests bench

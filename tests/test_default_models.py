@@ -23,15 +23,18 @@ from trainer.synth.generator import SynthOptions
 STORE = Path(__file__).resolve().parents[1] / "model_store"
 DEFAULT_EMBEDDER = STORE / "embedder" / "default"
 BENCHMARK = SynthOptions(seed=1, classes=400, scenes_per_class=2)
-# measured on this benchmark (see the note of each): the floor is a little under
-RECALL1_FLOOR = 0.0
-IMAGENET_MARGIN = 0.0
-END_TO_END_RECALL1_FLOOR = 0.0
+# Measured on this benchmark (80 test classes, 268 crops; the bytes are the same on every machine): recall@1 0.922
+# (the ImageNet backbone alone: 0.437); at the manifest's min_score 0.49, open-set precision 1.0 and recall 0.639.
+RECALL1_FLOOR = 0.88
+IMAGENET_MARGIN = 0.35
+OPEN_SET_PRECISION_FLOOR = 0.9
+OPEN_SET_RECALL_FLOOR = 0.55
 
 
-def _evaluate(data: Path, store: Path, tracks: tuple[Track, ...]) -> dict[str, Any]:
+def _recognizer_report(data: Path, store: Path) -> dict[str, Any]:
+    """``shitu eval --track recognizer`` on the test split, with the embedder/default of ``store``."""
     settings = Settings(models=ModelSettings(store=store, detector=None), runtime=RuntimeSettings(cpu_threads=2))
-    return run_benchmark(BenchmarkConfig(data, "test", "val", tracks), settings).as_dict()
+    return run_benchmark(BenchmarkConfig(data, "test", tracks=(Track.recognizer,)), settings).as_dict()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def benchmark_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(benchmark_data: Path) -> dict[str, Any]:
-    return _evaluate(benchmark_data, STORE, (Track.recognizer, Track.end_to_end))
+    return _recognizer_report(benchmark_data, STORE)
 
 
 def test_the_default_embedder_recognises_products_it_never_saw(report: dict[str, Any]) -> None:
@@ -58,15 +61,17 @@ def test_the_default_embedder_recognises_products_it_never_saw(report: dict[str,
 
 def test_training_is_what_makes_it_work(report: dict[str, Any], benchmark_data: Path, model_store_dir: Path) -> None:
     """The same backbone with its ImageNet weights only (the test store's embedder) is far behind."""
-    imagenet = _evaluate(benchmark_data, model_store_dir, (Track.recognizer,))["recognizer"]
+    imagenet = _recognizer_report(benchmark_data, model_store_dir)["recognizer"]
     assert report["recognizer"]["recall1"] >= imagenet["recall1"] + IMAGENET_MARGIN, (report["recognizer"], imagenet)
 
 
-def test_whole_photos_find_their_product_end_to_end(report: dict[str, Any]) -> None:
-    end_to_end = report["end_to_end"]
-    assert report["models"]["detector"] is None  # no detector ships: the whole image is the candidate
-    assert end_to_end["known_scenes"] > 50
-    assert end_to_end["recall1"] >= END_TO_END_RECALL1_FLOOR, end_to_end
+def test_the_calibrated_min_score_accepts_known_products_and_refuses_absent_ones(report: dict[str, Any]) -> None:
+    """Crops of gallery products and of products absent from the gallery, half and half, at the manifest's min_score."""
+    at_default = report["recognizer"]["open_set_at_default"]
+    assert at_default["min_score"] == load_manifest(DEFAULT_EMBEDDER).embedder.match_threshold
+    assert report["recognizer"]["open_set_queries"] > 100
+    assert at_default["precision"] >= OPEN_SET_PRECISION_FLOOR, at_default
+    assert at_default["recall"] >= OPEN_SET_RECALL_FLOOR, at_default
 
 
 def test_the_manifest_says_how_the_model_was_made_and_what_it_scored() -> None:
@@ -81,6 +86,6 @@ def test_the_manifest_says_how_the_model_was_made_and_what_it_scored() -> None:
     assert evaluation["recognizer"]["recall1"] >= 0.85
 
 
-def test_the_default_models_are_small() -> None:
-    files = [path for path in STORE.rglob("*") if path.is_file()]
-    assert sum(path.stat().st_size for path in files) < 25 * 2**20
+def test_the_default_model_is_small() -> None:
+    files = [path for path in DEFAULT_EMBEDDER.rglob("*") if path.is_file()]
+    assert sum(path.stat().st_size for path in files) < 20 * 2**20

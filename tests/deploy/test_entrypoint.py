@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.inference.manifest import load_manifest
 from tests.deploy.deployment_files import (
     REPO,
     env_assignments,
@@ -54,12 +55,13 @@ def _executable(argv: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def served(model_store_dir: Path, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
     argv, environment = _image_command_and_environment()
     port = _free_port()
-    # Only what a container has at other paths changes: the mounts, and loopback instead of 0.0.0.0.
+    # Only what a container has at other paths changes: the mounts (the repository's model_store, as
+    # docker-compose.yml mounts it), and loopback instead of 0.0.0.0.
     environment.update(
-        SHITU_MODELS__STORE=str(model_store_dir),
+        SHITU_MODELS__STORE=str(REPO / "model_store"),
         SHITU_GALLERY__PATH=str(tmp_path / "data" / "gallery"),
         SHITU_SERVER__HOST="127.0.0.1",
         SHITU_SERVER__PORT=str(port),
@@ -107,7 +109,8 @@ def test_image_command_serves_the_default_models_until_ready(
 
     assert ready.json()["ready"] is True
     info = httpx.get(f"{base_url}/info", timeout=5).json()
-    assert info["embedder"]["model_id"]
+    shipped = load_manifest(REPO / "model_store" / "embedder" / "default")
+    assert info["embedder"]["model_id"] == shipped.model_id
     assert info["detector"] is None  # no detector ships yet: the image's default recognises the whole image
     assert info["runtime"]["cpu_threads"] == int(environment["SHITU_RUNTIME__CPU_THREADS"])
     probe = subprocess.run(
