@@ -8,16 +8,23 @@ what this benchmark measured; the README quotes the full 300-class test split.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from service.config import ModelSettings, RuntimeSettings, Settings
+from service.gallery.listfile import read_list_file
 from service.inference.manifest import load_manifest
+from service.inference.models import load_recognizer
 from trainer.evaluation.benchmark import BenchmarkConfig, Track, run_benchmark
+from trainer.evaluation.end_to_end import build_gallery
 from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
 from trainer.synth.dataset import synthesize
+from trainer.synth.demo import build_demo
 from trainer.synth.generator import SynthOptions
 
 STORE = Path(__file__).resolve().parents[1] / "model_store"
@@ -89,3 +96,25 @@ def test_the_manifest_says_how_the_model_was_made_and_what_it_scored() -> None:
 def test_the_default_model_is_small() -> None:
     files = [path for path in DEFAULT_EMBEDDER.rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) < 20 * 2**20
+
+
+def test_the_demo_close_ups_are_recognised_by_the_default_service(tmp_path: Path) -> None:
+    """What `make run` shows a new user: the demo gallery, then a photo of one product."""
+    build_demo(tmp_path / "demo", default_assets_dir())
+    settings = Settings(models=ModelSettings(store=STORE, detector=None), runtime=RuntimeSettings(cpu_threads=2))
+    recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
+    options = recognizer.default_options(settings.pipeline)
+    entries = read_list_file(tmp_path / "demo" / "gallery_list.txt", tmp_path / "demo")
+    gallery = build_gallery(recognizer, entries, tmp_path / "gallery", settings, options)
+    try:
+        closeups = [closeup for query in json.loads((tmp_path / "demo" / "queries.json").read_text())
+                    for closeup in query["closeups"]]
+        found = []
+        for closeup in closeups:
+            pixels = cv2.imread(str(tmp_path / "demo" / closeup["file"]))[:, :, ::-1]
+            objects = recognizer.recognize(np.ascontiguousarray(pixels), options, gallery.search).objects
+            found.append(bool(objects) and objects[0].match is not None and objects[0].match.label == closeup["label"])
+    finally:
+        gallery.close()
+    assert len(closeups) >= 8
+    assert sum(found) >= len(closeups) - 1, list(zip([closeup["label"] for closeup in closeups], found, strict=True))

@@ -52,12 +52,20 @@ def test_query_photos_show_gallery_products_inside_the_frame(demo: Path) -> None
             assert item["label"] in labels
             assert 0 <= x and 0 <= y and x + box_width <= width and y + box_height <= height
             assert box_width * box_height >= 0.05 * width * height
+        assert [closeup["label"] for closeup in query["closeups"]] == [item["label"] for item in query["objects"]]
+        for closeup, item in zip(query["closeups"], query["objects"], strict=True):
+            close_height, close_width = cv2.imread(str(demo / closeup["file"])).shape[:2]
+            _, _, box_width, box_height = item["box"]
+            # the box and up to 8 % a side, cut at the photo's edges
+            assert box_width <= close_width <= round(1.16 * box_width) + 1
+            assert box_height <= close_height <= round(1.16 * box_height) + 1
 
 
 def test_demo_is_reproducible(demo: Path, tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["data", "demo", "--out", str(tmp_path), "--assets", str(default_assets_dir())])
     assert again.exit_code == 0, again.output
-    for relative in ("gallery_list.txt", "queries.json", "queries/query_1.jpg", "images/firefox.jpg"):
+    for relative in ("gallery_list.txt", "queries.json", "queries/query_1.jpg", "queries/query_1_1.jpg",
+                     "images/firefox.jpg"):
         assert (tmp_path / relative).read_bytes() == (demo / relative).read_bytes()
     refused = CliRunner().invoke(app, ["data", "demo", "--out", str(tmp_path)])
     assert refused.exit_code == 1 and "--overwrite" in refused.output

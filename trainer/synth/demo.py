@@ -1,7 +1,8 @@
 """The demo gallery: 30 products rendered from CC0/MIT assets and five query photos of them.
 
 ``make run`` generates it at start-up (nothing rendered is committed), and the service imports
-``gallery_list.txt`` into an empty gallery, so a new user can send ``queries/query_1.jpg`` and see it recognised.
+``gallery_list.txt`` into an empty gallery, so a new user can send ``queries/query_1.jpg`` (with a detector) or
+its close-ups ``queries/query_1_1.jpg``… (one product each) and see them recognised.
 Backgrounds of the query photos are public-domain/CC0 scikit-image photos and generated textures only.
 """
 
@@ -111,8 +112,22 @@ def _queries(out: Path, products: list[tuple[ObjectAsset, str]], cards: dict[str
         file = f"queries/query_{number}.jpg"
         _write(out / file, encode_jpeg(scene.image, scene.jpeg_quality))
         objects = [{"label": label, "box": list(box)} for (_, label), box in zip(chosen, scene.boxes, strict=True)]
-        records.append({"file": file, "objects": objects})
+        closeups = []
+        for index, ((_, label), box) in enumerate(zip(chosen, scene.boxes, strict=True), start=1):
+            # One product a photo: what a service without a detector can answer (the default, for now).
+            closeup = f"queries/query_{number}_{index}.jpg"
+            _write(out / closeup, encode_jpeg(_closeup(scene.image, box), scene.jpeg_quality))
+            closeups.append({"file": closeup, "label": label})
+        records.append({"file": file, "objects": objects, "closeups": closeups})
     return records
+
+
+def _closeup(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The product's box (x, y, width, height) with a margin of 8 % a side, inside the photo."""
+    x, y, width, height = box
+    margin_x, margin_y = round(0.08 * width), round(0.08 * height)
+    top, left = max(0, y - margin_y), max(0, x - margin_x)
+    return image[top : y + height + margin_y, left : x + width + margin_x]
 
 
 def _write(path: Path, data: bytes) -> None:
