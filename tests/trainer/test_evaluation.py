@@ -179,3 +179,12 @@ def test_record_writes_the_calibrated_threshold_and_scores_into_the_manifest(
         "on_evaluated_split": manifest["provenance"]["evaluation"]["calibration"]["on_evaluated_split"],
     }
     assert manifest["provenance"]["evaluation"]["detector"] is None
+
+
+def test_the_recognizer_alone_needs_no_calibration_split(model_environment: dict[str, str], tmp_path: Path) -> None:
+    data = write_benchmark(tmp_path / "data", splits=("test",))
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--out", str(tmp_path / "out"),
+                                      "--track", "recognizer"], env=model_environment)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / JSON_FILE).read_text(encoding="utf-8"))
+    assert report["recognizer"]["recall1"] == 1.0 and report["recognizer_calibration"] is None

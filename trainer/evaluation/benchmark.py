@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -99,8 +100,13 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
     """Loads the models the settings name and runs the chosen tracks on ``config.split``."""
     # Data first: a missing or broken split fails before any model loads.
     split = load_split(config.data, config.split, limit=config.limit)
-    calibrated = Track.end_to_end in config.tracks or Track.recognizer in config.tracks
-    calibration_data = _calibration_data(config) if calibrated else None
+    calibration_data = None
+    if Track.end_to_end in config.tracks:
+        calibration_data = _calibration_data(config)
+    elif Track.recognizer in config.tracks:
+        # The recognizer alone reports its calibrated min_score when the calibration split is there.
+        with contextlib.suppress(BenchmarkDataError):
+            calibration_data = _calibration_data(config)
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     options = recognizer.default_options(settings.pipeline)
     detector = recognizer.detector
@@ -140,7 +146,7 @@ def _recognizer_calibration(recognizer: Recognizer, result: RecognizerResult, ca
                             config: BenchmarkConfig, settings: Settings, options: RecognizeOptions,
                             progress: ProgressHook) -> Calibration | None:
     """min_score from the calibration split's crops: what a service without a detector sees (one product a photo)."""
-    if not result.open_set:
+    if not result.open_set or (calibration_data is None and config.calibration_split != config.split):
         return None
     calibration_queries = result.open_set
     if calibration_data is not None:
