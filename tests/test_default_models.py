@@ -2,8 +2,9 @@
 
 CI-sized: ``shitu data synth`` with the npm assets on seed 1 (the default embedder was trained on seed 0's
 train split; val and test classes are never trained on, whatever the seed, because a class's split is a hash
-of its key), then ``shitu eval``'s tracks through the service's own loaders. The thresholds sit a little under
-what this benchmark measured; the README quotes the full 300-class test split.
+of its key), then ``shitu eval``'s recognizer track through the service's own loaders, and the demo close-ups
+through the whole pipeline. The thresholds sit a little under what was measured; the README quotes the full
+300-class test split.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from trainer.synth.generator import SynthOptions
 STORE = Path(__file__).resolve().parents[1] / "model_store"
 DEFAULT_EMBEDDER = STORE / "embedder" / "default"
 BENCHMARK = SynthOptions(seed=1, classes=400, scenes_per_class=2)
-# Measured on this benchmark (80 test classes, 268 crops; the bytes are the same on every machine): recall@1 0.922
+# Measured on this benchmark (80 test classes, 268 crops; same seed and assets, same bytes): recall@1 0.922
 # (the ImageNet backbone alone: 0.437); at the manifest's min_score 0.49, open-set precision 1.0 and recall 0.639.
 RECALL1_FLOOR = 0.88
 IMAGENET_MARGIN = 0.35
