@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,17 @@ class PipelineSettings(BaseModel):
     nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
     max_objects: int = Field(20, ge=1, le=100)
     max_batch_size: int = Field(16, ge=1, description="largest batch of crops per embedder call")
+    sliding_windows: bool = Field(False, description="also embed square windows: several products without a detector")
+    window_scales: tuple[float, ...] = Field(
+        (0.35, 0.5, 0.7), min_length=1, description="window sides as fractions of the photo's shorter side"
+    )
+
+    @field_validator("window_scales")
+    @classmethod
+    def _scales_are_fractions(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(0.05 <= scale <= 1.0 for scale in scales):
+            raise ValueError("window scales are fractions of the shorter side, from 0.05 to 1")
+        return scales
 
 
 class GallerySettings(BaseModel):

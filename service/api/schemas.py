@@ -33,7 +33,7 @@ class MatchPublic(BaseModel):
 
 class ObjectPublic(BaseModel):
     bbox: list[int] = Field(description="[x1, y1, x2, y2] in image pixels, exclusive end")
-    source: str = Field(description="detector, or whole_image for the whole-image candidate")
+    source: str = Field(description="detector, whole_image for the whole-image candidate, or window")
     detection_score: float
     match: MatchPublic | None = Field(description="best item if its score reaches min_score, else null (unknown)")
     candidates: list[MatchPublic] = Field(description="top-k distinct items, best first")

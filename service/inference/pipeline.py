@@ -18,6 +18,7 @@ from service.inference.image import RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
 from service.inference.types import Box, ObjectSource, Recognition, RecognizedObject
+from service.inference.windows import sliding_windows
 
 Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
 
@@ -34,6 +35,8 @@ class RecognizeOptions:
     nms_iou: float = 0.05
     max_objects: int = 20
     include_unknown: bool = True
+    sliding_windows: bool = False
+    window_scales: tuple[float, ...] = (0.35, 0.5, 0.7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Recognizer:
             top_k=settings.top_k,
             nms_iou=settings.nms_iou,
             max_objects=settings.max_objects,
+            sliding_windows=settings.sliding_windows,
+            window_scales=settings.window_scales,
         )
 
     def recognize(self, image: RGBImage, options: RecognizeOptions, search: Search) -> Recognition:
@@ -110,10 +115,14 @@ class Recognizer:
             selected = select_detections(self.detector.detect(image), max_detections=options.max_detections,
                                          threshold=options.detection_threshold)
             found = [Candidate(d.box, ObjectSource.detector, d.score) for d in selected]
-        elif options.whole_image is WholeImage.never:
-            raise InvalidRequest("whole_image=never needs a detector, and this service runs without one")
+        elif options.whole_image is WholeImage.never and not options.sliding_windows:
+            raise InvalidRequest("whole_image=never needs a detector or sliding_windows, and this service has no "
+                                 "detector")
+        if options.sliding_windows:
+            found += [Candidate(box, ObjectSource.window, 1.0) for box in sliding_windows(width, height,
+                                                                                         options.window_scales)]
         whole = options.whole_image is WholeImage.always or (options.whole_image is WholeImage.fallback and not found)
-        if whole or self.detector is None:
+        if whole or (self.detector is None and not options.sliding_windows):
             found.append(Candidate(Box(0, 0, width, height), ObjectSource.whole_image, 1.0))
         return found
 

@@ -40,6 +40,7 @@ class Detection:
 class ObjectSource(str, Enum):
     detector = "detector"
     whole_image = "whole_image"
+    window = "window"  # a sliding window (no detector; ``sliding_windows``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
+import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.service.images import astronaut, cat, coffee, encode, png_header, rocket
@@ -192,3 +194,19 @@ def test_health_ready_info_and_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/recognize", "/gallery", "/gallery/items/{item_id}", "/gallery/images/{image_id}"} <= set(paths)
     assert "shitu_requests_total" in client.get("/metrics").text
+
+
+def test_sliding_windows_put_a_small_product_in_a_window(client: TestClient) -> None:
+    _register(client, encode(coffee()), label="espresso cup", item_id="coffee", detect="false")
+    _register(client, encode(rocket()), label="rocket toy", item_id="rocket", detect="false")
+    # the coffee photo shrunk into a quarter of a dull canvas: the whole image no longer looks like it
+    canvas = np.full((800, 1200, 3), 90, dtype=np.uint8)
+    canvas[420:720, 700:1100] = cv2.resize(coffee(), (400, 300), interpolation=cv2.INTER_AREA)
+
+    result = _recognize(client, encode(canvas), sliding_windows="true", whole_image="always").json()
+
+    windows = [found for found in result["objects"] if found["source"] == "window" and found["match"]]
+    assert windows and windows[0]["match"]["item_id"] == "coffee", result["objects"]
+    x1, y1, x2, y2 = windows[0]["bbox"]
+    assert x1 < 1100 and 700 < x2 and y1 < 720 and 420 < y2  # the window overlaps the pasted photo
+    _assert_error(_recognize(client, encode(canvas), sliding_windows="maybe"), 422, "invalid_request")

@@ -27,12 +27,14 @@ async def recognize(
     top_k: Annotated[int | None, Form(ge=1, le=100, description="distinct items per object")] = None,
     max_objects: Annotated[int | None, Form(ge=1, le=100)] = None,
     include_unknown: Annotated[bool | None, Form(description="also return detected objects without a match")] = None,
+    sliding_windows: Annotated[bool | None, Form(description="also search square windows (several products, "
+                                                 "no detector)")] = None,
 ) -> RecognizeResponse:
     """Find the registered products in a photo: per object its box, the best item (or null) and the top-k items."""
     started = time.perf_counter()
     options = state.options(detection_threshold=detection_threshold, max_detections=max_detections,
                             min_score=min_score, whole_image=whole_image, top_k=top_k, max_objects=max_objects,
-                            include_unknown=include_unknown)
+                            include_unknown=include_unknown, sliding_windows=sliding_windows)
     data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
     limits = state.settings.limits
     work = partial(recognize_bytes, data=data, options=options, search=state.gallery.search,
