@@ -16,7 +16,7 @@ from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L2Decay
 
 from trainer.config import OptimizerConfig
-from trainer.models.efficientnet_lite import BLOCK_CONFIG, EfficientNetLite0
+from trainer.models.efficientnet_lite import BLOCK_GROUP_BOUNDS, EfficientNetLite0
 from trainer.models.pplcnetv2 import PPLCNetV2Backbone
 
 Stage = list[nn.Layer]
@@ -48,12 +48,9 @@ def backbone_stages(backbone: nn.Layer) -> list[Stage]:
     if isinstance(backbone, PPLCNetV2Backbone):
         return [[backbone.stem], *[[stage] for stage in backbone.stages]]
     if isinstance(backbone, EfficientNetLite0):
-        stages: list[Stage] = [[backbone._conv_stem, backbone._bn0]]
-        start = 0
-        for repeats, *_ in BLOCK_CONFIG:
-            stages.append(list(backbone._blocks[start : start + repeats]))
-            start += repeats
-        return stages
+        bounds = BLOCK_GROUP_BOUNDS
+        groups = [list(backbone._blocks[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
+        return [[backbone._conv_stem, backbone._bn0], *groups]
     raise TypeError(f"no stage layout known for {type(backbone).__name__}")
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +70,29 @@ def evaluate_command(
         _record(report, settings.models.embedder_dir, command)
 
 
-def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
-    from trainer.evaluation.manifest_record import RecordError, check_recordable
+@contextlib.contextmanager
+def _exit_on_record_error() -> Iterator[None]:
+    from trainer.evaluation.manifest_record import RecordError
 
     try:
-        check_recordable(config, embedder_dir)
+        yield
     except RecordError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
+
+
+def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
+    from trainer.evaluation.manifest_record import check_recordable
+
+    with _exit_on_record_error():
+        check_recordable(config, embedder_dir)
 
 
 def _record(report: Any, embedder_dir: Path, command: str) -> None:
-    from trainer.evaluation.manifest_record import RecordError, record_in_manifest
+    from trainer.evaluation.manifest_record import record_in_manifest
 
-    try:
+    with _exit_on_record_error():
         threshold = record_in_manifest(report, embedder_dir, command)
-    except RecordError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
     typer.echo(f"recorded match_threshold {threshold} and the scores in {embedder_dir / 'manifest.json'}")
 
 

@@ -7,6 +7,7 @@ ImageNet weights load one to one; BN statistics use Paddle's ``_mean`` / ``_vari
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ BLOCK_CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+# Block indices where each block group starts, then the end: group g holds blocks [BOUNDS[g], BOUNDS[g + 1]).
+BLOCK_GROUP_BOUNDS = tuple(itertools.accumulate((repeats for repeats, *_ in BLOCK_CONFIG), initial=0))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 IMAGENET_CLASSES = 1000
@@ -133,8 +136,8 @@ class EfficientNetLite0(nn.Layer):
         stop = self.stage_count if stop is None else stop
         if start == 0 and stop > 0:
             x = F.relu6(self._bn0(self._conv_stem(x)))
-        ends = np.cumsum([0] + [repeats for repeats, *_ in BLOCK_CONFIG])
-        for block in self._blocks[int(ends[max(start, 1) - 1]) : int(ends[max(stop, 1) - 1])]:
+        # stage g >= 1 is block group g - 1; the stem (stage 0) has no blocks
+        for block in self._blocks[BLOCK_GROUP_BOUNDS[max(start, 1) - 1] : BLOCK_GROUP_BOUNDS[max(stop, 1) - 1]]:
             x = block(x)
         return x
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from service.inference.image import crop
 from trainer.synth import assets, backgrounds
 from trainer.synth.assets import ObjectAsset
 from trainer.synth.cards import flatten_card
@@ -126,8 +127,8 @@ def _closeup(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The product's box (x, y, width, height) with a margin of 8 % a side, inside the photo."""
     x, y, width, height = box
     margin_x, margin_y = round(0.08 * width), round(0.08 * height)
-    top, left = max(0, y - margin_y), max(0, x - margin_x)
-    return image[top : y + height + margin_y, left : x + width + margin_x]
+    # slicing stops at the far edges by itself; the near ones are clamped
+    return crop(image, (max(0, x - margin_x), max(0, y - margin_y), x + width + margin_x, y + height + margin_y))
 
 
 def _write(path: Path, data: bytes) -> None:
