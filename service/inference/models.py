@@ -48,14 +48,17 @@ def load_detector(model_dir: Path, runtime: RuntimeSettings) -> Detector:
         raise ModelError(f"detector directory {model_dir} does not exist (SHITU_MODELS__DETECTOR, empty disables it)")
     manifest = _manifest(model_dir, None)
     width, height = manifest.preprocess.size
+    # PaddleDetection's PicoDet exports take image + scale_factor; older ones (and the released PP-ShiTu
+    # detector) also im_shape. The feed holds all three: a model reads the ones it declares.
     shapes: TensorRTShapes = {"image": ([1, 3, height, width],) * 3, "im_shape": ([1, 2],) * 3,
-                               "scale_factor": ([1, 2],) * 3}
+                              "scale_factor": ([1, 2],) * 3}
     feed = {
         "image": np.zeros((1, 3, height, width), dtype=np.float32),
         "im_shape": np.array([[height, width]], dtype=np.float32),
         "scale_factor": np.ones((1, 2), dtype=np.float32),
     }
-    model = PaddleModel.load(model_dir, runtime, probe=lambda _: feed, trt_shapes=lambda: shapes)
+    model = PaddleModel.load(model_dir, runtime, probe=lambda _: feed, trt_shapes=lambda: {
+        name: shapes[name] for name in PaddleModel.input_names_of(model_dir) if name in shapes})
     return Detector(model, manifest)
 
 
