@@ -100,7 +100,11 @@ def _demo_list(directory: Path) -> Path:
 def gallery_import(
     list_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="PaddleClas list: path<TAB>label"),
     root: Path = typer.Option(None, "--root", help="directory the listed paths are relative to (default: the list's)"),
-    detect: bool = typer.Option(True, help="crop the main object with the detector before embedding"),
+    detect: bool = typer.Option(
+        False, "--detect/--whole-image",
+        help="--whole-image (default) embeds each whole image, as PaddleClas's gallery builder does, so the same "
+        "list gives PaddleClas's index; --detect crops the best detection first (as POST /gallery does)",
+    ),
 ) -> None:
     """Register every image of a PaddleClas gallery list file (the service must not be running on this gallery)."""
     from rich.progress import Progress
@@ -115,6 +119,12 @@ def gallery_import(
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     embedder = recognizer.embedder
     gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    if detect and recognizer.detector is None:
+        typer.echo("--detect: no detector is configured (SHITU_MODELS__DETECTOR), so whole images are embedded")
+    elif detect:
+        typer.echo("embedding the best detection of each image (--detect)")
+    else:
+        typer.echo("embedding whole images, as PaddleClas's gallery builder (--detect crops the best detection)")
     try:
         with Progress() as progress:
             task = progress.add_task("registering", total=len(entries))
