@@ -28,12 +28,13 @@ def list_models(store: Path | None = _STORE_OPTION) -> None:
 
     from service.config import get_settings
     from service.registry.known import KNOWN_MODELS
-    from service.registry.terminal import models_table, store_table
+    from service.registry.terminal import MODEL_COLUMNS, STORE_COLUMNS, model_rows, print_table, store_rows
 
     store = store or get_settings().models.store
     console = Console()
-    console.print(models_table(KNOWN_MODELS.values(), store))
-    console.print(store_table(store))
+    print_table(console, f"Known models (store: {store})", MODEL_COLUMNS, model_rows(KNOWN_MODELS.values(), store))
+    print_table(console, "In the store (values for SHITU_MODELS__EMBEDDER / SHITU_MODELS__DETECTOR)", STORE_COLUMNS,
+                store_rows(store))
 
 
 @models_app.command("pull")
