@@ -54,6 +54,35 @@ def pull_model(
     raise typer.Exit(code)
 
 
+@models_app.command("manifest")
+def write_manifest(
+    model_dir: Path = typer.Argument(..., exists=True, file_okay=False,
+                                     help="a plain PaddleClas/PaddleDetection export"),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                       help="the training YAML the model was exported with (tools/export_model.py -c)"),
+    preset: str | None = typer.Option(None, help="ppshituv2-rec | ppshituv2-det: PP-ShiTuV2's preprocessing"),
+    name: str | None = typer.Option(None, help="model name (default: the directory's name)"),
+    version: str = typer.Option("0", help="model version"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing manifest.json"),
+) -> None:
+    """Write manifest.json for an export that has none (no inference.yml / infer_cfg.yml), so the service loads it."""
+    from service.config import get_settings
+    from service.errors import ModelError
+    from service.inference.manifest import ManifestError
+    from service.registry.describe import describe_plain_export
+
+    try:
+        manifest = describe_plain_export(model_dir, get_settings().runtime, preset=preset, config=config, name=name,
+                                         version=version, overwrite=overwrite)
+    except (ManifestError, ModelError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    size = "x".join(str(side) for side in manifest.preprocess.size)
+    typer.echo(f"wrote {model_dir / 'manifest.json'}: {manifest.kind.value} {manifest.model_id}, {size} "
+               f"{manifest.preprocess.interpolation.value}" + (f", {manifest.embedding_dim}-d" if manifest.embedding_dim
+                                                                else ""))
+
+
 def main() -> None:
     from service.errors import ServiceError
 

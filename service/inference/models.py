@@ -30,7 +30,7 @@ def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: 
     bf16 = runtime.onednn_bf16 and onednn_bf16_supported()
     if runtime.onednn_bf16 and not bf16:
         logger.warning("onednn_bf16 is set but this CPU has neither AMX nor AVX512-BF16: running fp32")
-    manifest = _manifest(model_dir, lambda: _probe_embedding_dim(model_dir, runtime))
+    manifest = _manifest(model_dir, lambda: probe_embedding_dim(model_dir, runtime))
     width, height = manifest.preprocess.size
     one, most = [1, 3, height, width], [runtime.tensorrt_max_batch, 3, height, width]
     model = PaddleModel.load(
@@ -75,7 +75,7 @@ def _manifest(model_dir: Path, embedding_dim: Callable[[], int] | None) -> Model
         raise ModelError(str(error)) from error
 
 
-def _probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
+def probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
     """PaddleClas exports do not state their feature size: run one standard 224x224 input (plain CPU kernels)."""
     plain = runtime.model_copy(update={"onednn": False, "device": Device.cpu, "tensorrt": False})
     model = PaddleModel.load(model_dir, plain, probe=None)

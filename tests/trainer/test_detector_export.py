@@ -200,3 +200,41 @@ def test_x2_5_export_equals_paddledetection_post_process(tmp_path: Path, parity_
     assert (expected[:, 4] > width).any() or (expected[:, 5] > height).any() or (expected[:, 2:4] < 0).any()
     assert bbox_num.tolist() == [len(expected)] and len(expected) > 0
     np.testing.assert_allclose(bbox, expected, atol=1e-2, rtol=1e-4)
+
+
+def test_a_plain_paddledetection_export_is_described_by_its_training_config(small_export: Path,
+                                                                           tmp_path: Path) -> None:
+    """``_BASE_`` files merge first, the including file wins, as in PaddleDetection's config loader."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    plain = tmp_path / "plain"
+    shutil.copytree(small_export, plain, ignore=shutil.ignore_patterns("manifest.json", "*.yml"))
+    (tmp_path / "_base_").mkdir()
+    (tmp_path / "_base_" / "picodet_640_reader.yml").write_text(
+        "TestReader:\n  inputs_def: {image_shape: [1, 3, 640, 640]}\n  sample_transforms:\n  - Decode: {}\n"
+        "  - Resize: {interp: 2, target_size: [640, 640], keep_ratio: False}\n"
+        "  - NormalizeImage: {is_scale: true, mean: [0.485,0.456,0.406], std: [0.229, 0.224,0.225]}\n"
+        "  - Permute: {}\n  batch_size: 1\n", encoding="utf-8")
+    (tmp_path / "coco_detection.yml").write_text("metric: COCO\nnum_classes: 80\n", encoding="utf-8")
+    config = tmp_path / "picodet_lcnet_mainbody_320.yml"
+    config.write_text(
+        "_BASE_: ['coco_detection.yml', '_base_/picodet_640_reader.yml']\narchitecture: PicoDet\nnum_classes: 1\n"
+        "TestReader:\n  sample_transforms:\n  - Decode: {}\n"
+        "  - Resize: {interp: 2, target_size: [320, 320], keep_ratio: False}\n"
+        "  - NormalizeImage: {is_scale: true, mean: [0.485,0.456,0.406], std: [0.229, 0.224,0.225]}\n"
+        "  - Permute: {}\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["models", "manifest", str(plain), "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    described, exported = load_manifest(plain), load_manifest(small_export)
+    assert described.kind is ModelKind.detector and described.preprocess == exported.preprocess
+    assert described.labels == ["foreground"] and described.inputs == ["image", "scale_factor"]
+    assert described.detector == exported.detector
+    rgb = cv2.imread(str(Path(__file__).parents[1] / "fixtures" / "ppshitu_parity" / "img2.png"))[:, :, ::-1].copy()
+    settings = RuntimeSettings(cpu_threads=1)
+    assert load_detector(plain, settings).detect(rgb) == load_detector(small_export, settings).detect(rgb)
