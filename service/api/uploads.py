@@ -57,6 +57,8 @@ def parse_metadata(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+# The upload's schema says what the bytes must be: an image whose pixels fit the limits (SHITU_LIMITS__*).
+IMAGE_FORMAT = {"format": "image"}
 BBOX_PATTERN = r"^\s*\[?\s*\d{1,9}\s*(,\s*\d{1,9}\s*){3}\]?\s*$"
 
 
