@@ -13,9 +13,9 @@ from service.errors import InvalidRequest, PayloadTooLarge
 _CHUNK = 1 << 20
 
 
-def _strict_decode(data: bytes | bytearray, codec: str) -> str:
+def _strict_decode(src: bytes | bytearray, codec: str) -> str:
     try:
-        return data.decode(codec)
+        return src.decode(codec)
     except (UnicodeDecodeError, LookupError) as error:
         raise formparsers.MultiPartException(f"a form field is not valid {codec} text") from error
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
@@ -15,7 +15,8 @@ from service.inference.image import DecodeLimits
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 429, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 429, 503, 504)}
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)
