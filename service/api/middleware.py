@@ -87,8 +87,9 @@ class SameOriginWrites:
         await self.app(scope, receive, send)
 
     def _allowed(self, scope: Scope, origin: str) -> bool:
+        """Listed, or the page's own host: compared without the scheme, which a TLS-terminating proxy changes."""
         origin = origin.rstrip("/")
-        return origin in self.allowed or origin == f"{scope.get('scheme', 'http')}://{_header(scope, b'host')}"
+        return origin in self.allowed or origin.partition("://")[2] == _header(scope, b"host")
 
 
 class RequestMetrics:

@@ -179,10 +179,12 @@ def test_overload_is_429_not_a_queue(client: TestClient) -> None:
         write = _register(client, encode(coffee()), label="espresso cup", item_id="coffee-overload", detect="false")
     finally:
         state.in_flight["read"] = 0
+    removed = client.delete("/gallery/items/coffee-overload")  # the module's gallery is shared
 
     _assert_error(response, 429, "overloaded")
     assert response.headers["Retry-After"] == "1"
     assert write.status_code == 201, write.text
+    assert removed.status_code == 200
 
 
 def test_health_ready_info_and_openapi(client: TestClient) -> None:
