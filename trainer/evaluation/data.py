@@ -119,7 +119,8 @@ def _read_list(path: Path, *, required: bool) -> list[ListEntry]:
             raise BenchmarkDataError(f"{path} not found: generate the benchmark with `shitu data synth --out DIR`")
         return []
     try:
-        return read_list_file(path, path.parent)
+        # A benchmark's lists point into its images/ beside recognition/ (``../images/...``).
+        return read_list_file(path, path.parent, allow_outside_root=True)
     except InvalidRequest as error:
         raise BenchmarkDataError(error.message) from error
 
