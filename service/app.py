@@ -7,8 +7,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
 
 from service import __version__
@@ -18,6 +20,7 @@ from service.config import Settings, get_settings
 from service.state import close_state, open_state
 
 logger = logging.getLogger(__name__)
+UI_DIRECTORY = Path(__file__).resolve().parent / "ui"  # the web console: plain files, no build step
 REQUESTS = Counter("shitu_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("shitu_request_seconds", "HTTP request latency", ["route"])
 
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     for module in (recognize, gallery, health):
         app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=UI_DIRECTORY, html=True), name="ui")
     app.middleware("http")(_observe)
     return app
 
