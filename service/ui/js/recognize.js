@@ -14,6 +14,14 @@ const SLIDERS = [
 let photo = null; // { blob, name, url }
 let sequence = 0; // only the answer to the latest request is shown
 let rerunTimer;
+// box labels keep one size on screen, whatever the photo's size in pixels and on the page
+const LABEL_PX = 15;
+
+function scaleLabels() {
+  const shown = $("#photo").clientWidth;
+  const width = $("#boxes").viewBox.baseVal?.width;
+  if (shown && width) $("#boxes").style.setProperty("--label-size", `${(LABEL_PX * width) / shown}px`);
+}
 
 export function initRecognize(service) {
   const drop = $("#drop-zone");
@@ -51,6 +59,8 @@ export function initRecognize(service) {
   });
   $("#recognize-options").addEventListener("submit", (event) => event.preventDefault());
   service.onInfo((info) => applyDefaults(info));
+  new ResizeObserver(scaleLabels).observe($("#photo"));
+  $("#photo").addEventListener("load", scaleLabels);
 }
 
 function applyDefaults(info) {
@@ -122,7 +132,7 @@ function render(result) {
   const { width, height } = result.image;
   const boxes = $("#boxes");
   boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  boxes.style.setProperty("--label-size", `${Math.max(width, height) / 32}px`);
+  scaleLabels();
   boxes.replaceChildren(...result.objects.map((found, index) => drawBox(found, index, result)));
   $("#objects").replaceChildren(...result.objects.map((found, index) => describeObject(found, index, result)));
   $("#timings").replaceChildren(...Object.entries(result.timings_ms).flatMap(([stage, ms]) => [
@@ -135,7 +145,6 @@ function drawBox(found, index, result) {
   const [x1, y1, x2, y2] = found.bbox;
   const label = `${index + 1}. ${caption(found)}`;
   const enrol = () => enrolBox(found, index, result);
-  const size = Math.max(result.image.width, result.image.height) / 32;
   return svg("g", {
     class: `box ${found.match ? "known" : "unknown"}`, tabindex: "0", role: "button",
     "aria-label": `Box ${label} (${found.source}); press Enter to enrol it`,
@@ -145,7 +154,7 @@ function drawBox(found, index, result) {
     onfocus: () => highlight(index), onmouseenter: () => highlight(index),
   },
   svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }),
-  svg("text", { x: x1 + size * 0.2, y: Math.min(y1 + size, y2), text: label }));
+  svg("text", { x: x1, y: y1, dx: "0.25em", dy: "0.2em", "dominant-baseline": "hanging", text: label }));
 }
 
 function highlight(index) {

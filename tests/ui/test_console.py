@@ -1,0 +1,233 @@
+"""The console end to end in Chromium: recognize a demo photo, enrol a box and find it recognized, relabel,
+delete, import a list; every screen's screenshot goes to docs/ui/ (shown by docs/ui.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.ui.conftest import screenshot
+
+UNKNOWN_SCENE = "queries/query_1.jpg"  # the test detector's one box there matches no demo product
+
+
+def _open(page: Any, screen: str = "recognize") -> None:
+    page.goto(f"/ui/#{screen}")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.wait_for_function("document.querySelector('#min-score-value').textContent !== ''")  # /info arrived
+
+
+def _recognize(page: Any, photo: Path) -> None:
+    page.evaluate("document.querySelector('#recognize-status').textContent = ''")
+    page.set_input_files("#photo-input", str(photo))
+    _wait_recognized(page)
+
+
+def _wait_recognized(page: Any) -> None:
+    page.wait_for_function("/recognized|Failed/.test(document.querySelector('#recognize-status').textContent)")
+    assert "Failed" not in page.text_content("#recognize-status")
+
+
+def _drawn_boxes(page: Any) -> list[dict[str, Any]]:
+    return page.eval_on_selector_all("#boxes .box", """boxes => boxes.map(box => {
+        const rect = box.querySelector('rect');
+        const [x, y, w, h] = ['x', 'y', 'width', 'height'].map(name => Number(rect.getAttribute(name)));
+        return {bbox: [x, y, x + w, y + h], text: box.querySelector('text').textContent,
+                known: box.classList.contains('known'), label: box.dataset.label};
+    })""")
+
+
+def _images_loaded(page: Any, selector: str) -> None:
+    page.wait_for_function(f"[...document.querySelectorAll({selector!r})].every(i => i.complete && i.naturalWidth)")
+
+
+def _api_recognize(url: str, photo: Path, **fields: str) -> dict[str, Any]:
+    response = httpx.post(f"{url}/recognize", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+                          data={"include_unknown": "true", **fields}, timeout=60.0)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _item(url: str, item_id: str) -> httpx.Response:
+    return httpx.get(f"{url}/gallery/items/{item_id}", timeout=30.0)
+
+
+def test_recognize_a_demo_photo_draws_every_box_with_its_label(page: Any, service_url: str, demo_dir: Path,
+                                                              demo_queries: list[dict[str, Any]]) -> None:
+    close_up = demo_queries[0]["closeups"][0]
+    photo = demo_dir / close_up["file"]
+    _open(page)
+    _recognize(page, photo)
+
+    drawn = _drawn_boxes(page)
+    expected = _api_recognize(service_url, photo)["objects"]
+    screenshot(page, "recognize", full_page=True)
+    assert [box["bbox"] for box in drawn] == [found["bbox"] for found in expected]
+    assert [box["label"] for box in drawn] == [found["match"]["label"] if found["match"] else "" for found in expected]
+    assert close_up["label"] in {box["label"] for box in drawn}
+    assert [box["text"] for box in drawn] == [
+        f"{n}. {found['match']['label']} {found['match']['score']:.3f}" if found["match"] else f"{n}. unknown"
+        for n, found in enumerate(expected, start=1)]
+    first = page.locator("#objects > li").first
+    assert first.locator(".candidate").count() == len(expected[0]["candidates"])
+    _images_loaded(page, "#objects .candidate img")
+    assert set(page.eval_on_selector_all("#timings dt", "items => items.map(i => i.textContent)")) >= {
+        "decode", "detect", "embed", "search", "total"}
+
+    # the shelf photo with sliding windows (the test detector finds no product there): several boxes
+    scene = demo_queries[0]
+    page.check("#sliding-windows")
+    _recognize(page, demo_dir / scene["file"])
+    labels = {box["label"] for box in _drawn_boxes(page) if box["known"]}
+    _images_loaded(page, "#objects .candidate img")
+    screenshot(page, "recognize-scene", full_page=True)
+    assert len(labels & {found["label"] for found in scene["objects"]}) >= 2, labels
+
+    # keyboard: End puts min_score at 1, the request runs again and no box reaches it
+    page.focus("#min-score")
+    page.keyboard.press("End")
+    page.wait_for_function("document.querySelector('#min-score-value').textContent === '1.00'")
+    page.wait_for_function("[...document.querySelectorAll('#boxes .box')].every(b => b.classList.contains('unknown'))")
+    assert {box["text"].split(". ", 1)[1] for box in _drawn_boxes(page)} == {"unknown"}
+
+
+def test_the_console_is_readable_on_a_phone(browser: Any, service_url: str, demo_dir: Path,
+                                            demo_queries: list[dict[str, Any]]) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, base_url=service_url)
+    page = context.new_page()
+    try:
+        _open(page)
+        _recognize(page, demo_dir / demo_queries[1]["closeups"][0]["file"])
+        width = page.evaluate("document.documentElement.scrollWidth")
+        photo = page.locator("#photo").bounding_box()
+        _images_loaded(page, "#objects .candidate img")
+        screenshot(page, "recognize-phone", full_page=True)
+        assert width <= 390  # nothing wider than the screen: no sideways scrolling
+        assert photo is not None and 300 <= photo["width"] <= 390
+    finally:
+        context.close()
+
+
+def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
+        page: Any, service_url: str, demo_dir: Path) -> None:
+    scene = demo_dir / UNKNOWN_SCENE
+    _open(page)
+    _recognize(page, scene)
+    unknown = page.locator("#boxes .box.unknown").first
+    box = _drawn_boxes(page)[0]["bbox"]
+
+    # a click on the box opens the enrol dialog; a label clash is the API's 409, shown with its message
+    unknown.click()
+    page.fill("#enrol-label", "Shelf corner")
+    page.fill("#enrol-item-id", "label-" + "0" * 16)
+    httpx.post(f"{service_url}/gallery", data={"label": "Other", "item_id": "label-" + "0" * 16, "detect": "false"},
+               files={"image": ("a.jpg", (demo_dir / "queries/query_2_1.jpg").read_bytes(), "image/jpeg")},
+               timeout=60.0).raise_for_status()
+    page.click("#enrol-submit")
+    page.wait_for_function("document.querySelector('#enrol-error').textContent.includes('label_conflict')")
+    assert "has label 'Other'" in page.text_content("#enrol-error")
+
+    page.fill("#enrol-item-id", "shelf-corner")
+    page.fill("#enrol-metadata", '{"aisle": 4}')
+    screenshot(page, "enrol")
+    page.click("#enrol-submit")
+    page.wait_for_selector("#enrol-dialog", state="hidden")
+    page.wait_for_function("[...document.querySelectorAll('#boxes .box')].some(b => b.dataset.label == 'Shelf corner')")
+    _wait_recognized(page)
+
+    item = _item(service_url, "shelf-corner").json()
+    assert item["label"] == "Shelf corner" and item["metadata"] == {"aisle": 4}
+    assert [image["bbox"] for image in item["images"]] == [box]
+    recognized = next(found for found in _drawn_boxes(page) if found["bbox"] == box)
+    assert recognized["known"] and recognized["text"] == "1. Shelf corner 1.000"
+    assert "Registered this box as “Shelf corner” (shelf-corner)" in page.text_content("#notice")
+
+    # the same box of another scene, as another image of the item, chosen in the searchable picker
+    _recognize(page, demo_dir / "queries/query_2.jpg")
+    page.locator("#objects button", has_text="Enrol this box").first.press("Enter")
+    page.check("#enrol-form input[name=mode][value=existing]")
+    page.fill("#enrol-search", "shelf")
+    page.check("#enrol-choices input[value=shelf-corner]")
+    page.click("#enrol-submit")
+    page.wait_for_selector("#enrol-dialog", state="hidden")
+    page.wait_for_function("document.querySelector('#notice-text').textContent.includes('Registered')")
+    assert _item(service_url, "shelf-corner").json()["image_count"] == 2
+
+    # relabel in the gallery
+    page.click("nav a[data-screen=gallery]")
+    page.fill("#gallery-label", "Shelf corner")
+    page.press("#gallery-label", "Enter")
+    card = page.locator("#gallery-items li[data-item-id=shelf-corner] button")
+    card.wait_for()
+    page.wait_for_function("document.querySelectorAll('#gallery-items img').length === 1")
+    card.click()
+    page.wait_for_function("document.querySelectorAll('#item-images img').length === 2")
+    _images_loaded(page, "#item-images img")
+    page.fill("#item-label", "Shelf corner, left")
+    page.click("#item-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#item-title').textContent === 'Shelf corner, left'")
+    screenshot(page, "item")
+    assert _item(service_url, "shelf-corner").json()["label"] == "Shelf corner, left"
+
+    # delete one image (confirmed), then the item (the first try cancelled)
+    page.locator("#item-images button", has_text="Delete image").first.click()
+    page.click("#confirm-ok")
+    page.wait_for_function("document.querySelectorAll('#item-images > li').length === 1")
+    assert _item(service_url, "shelf-corner").json()["image_count"] == 1
+    page.click("#item-delete")
+    page.keyboard.press("Escape")  # the confirmation closes, nothing is deleted
+    assert _item(service_url, "shelf-corner").status_code == 200
+    page.click("#item-delete")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#item-dialog", state="hidden")
+    page.wait_for_function("document.querySelector('#gallery-status').textContent.includes('No item is labelled')")
+    assert _item(service_url, "shelf-corner").status_code == 404
+
+    # and the next recognition no longer finds it
+    page.click("nav a[data-screen=recognize]")
+    _recognize(page, scene)
+    assert all(found["label"] != "Shelf corner, left" for found in _drawn_boxes(page))
+
+
+def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_url: str, demo_dir: Path,
+                                                            tmp_path: Path) -> None:
+    listed = ["images/red-apple.jpg", "images/banana.jpg", "images/teapot.jpg"]
+    list_file = tmp_path / "gallery_list.txt"
+    list_file.write_text("# imported from the console\n" + "".join(
+        f"{name}\tImported {Path(name).stem}\n" for name in listed) + "images/missing.jpg\tNowhere\n")
+    _open(page, "gallery")
+    page.wait_for_function("document.querySelector('#gallery-page').textContent.startsWith('1–24 of')")
+    page.wait_for_function("document.querySelectorAll('#gallery-items img').length === 24")
+    _images_loaded(page, "#gallery-items img")
+    screenshot(page, "gallery", full_page=True)
+    page.click("#gallery-next")
+    page.wait_for_function("document.querySelector('#gallery-page').textContent.startsWith('25–')")
+
+    page.click("#import summary")
+    page.set_input_files("#import-list", str(list_file))
+    page.set_input_files("#import-files", [str(demo_dir / name) for name in listed])
+    page.click("#import-start")
+    page.wait_for_function("document.querySelector('#import-status').textContent.startsWith('4 of 4')")
+    page.locator("#import").scroll_into_view_if_needed()
+    screenshot(page, "import", full_page=True)
+
+    assert page.text_content("#import-status") == "4 of 4: 3 added, 0 unchanged, 1 failed."
+    assert "line 5 (images/missing.jpg): image file not picked" in page.text_content("#import-failures")
+    for name in listed:
+        found = httpx.get(f"{service_url}/gallery/items", params={"label": f"Imported {Path(name).stem}"}).json()
+        assert found["total"] == 1 and found["items"][0]["item_id"].startswith("label-")
+
+
+def test_service_screen_shows_models_thresholds_and_health(page: Any, service_url: str) -> None:
+    info = httpx.get(f"{service_url}/info", timeout=30.0).json()
+    _open(page, "service")
+    page.wait_for_selector("#service-health")
+    text = page.text_content("#service-body")
+    screenshot(page, "service", full_page=True)
+    assert page.text_content("#service-health").startswith("ready")
+    assert info["embedder"]["model_id"] in text and info["detector"]["model_id"] in text
+    assert f"min_score{info['defaults']['min_score']}" in text.replace(" ", "")
+    assert f"images{info['gallery']['images']}" in text.replace(" ", "")
