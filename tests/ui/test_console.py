@@ -232,3 +232,41 @@ def test_service_screen_shows_models_thresholds_and_health(page: Any, service_ur
     assert info["embedder"]["model_id"] in text and info["detector"]["model_id"] in text
     assert f"min_score{info['defaults']['min_score']}" in text.replace(" ", "")
     assert f"images{info['gallery']['images']}" in text.replace(" ", "")
+
+
+def test_an_api_key_is_kept_for_the_session_and_sent_with_every_request(page: Any) -> None:
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda request: sent.append((request.url, request.headers.get("x-api-key"))))
+    _open(page, "gallery")
+    page.fill("#api-key", "console-key-1")
+    page.press("#api-key", "Enter")
+    page.wait_for_function("document.querySelector('#key-state').textContent.includes('key set')")
+    page.reload()  # sessionStorage outlives a reload of the tab
+    _open(page, "gallery")
+    _images_loaded(page, "#gallery-items img")
+
+    api = [(url, key) for url, key in sent if url.startswith(page.url.split("/ui/")[0]) and "/ui/" not in url
+           and not url.endswith("/favicon.ico")]  # the browser's own request, not the console's
+    after = api[api.index(next(request for request in api if request[1])):]
+    assert page.input_value("#api-key") == "console-key-1"
+    assert {"/info", "/ready", "/gallery/items"} <= {httpx.URL(url).path for url, _ in after}
+    assert any("/gallery/images/" in url for url, _ in after)  # thumbnails go through the API with the key
+    assert all(key == "console-key-1" for _, key in after), after
+
+    page.click("#key-forget")
+    sent.clear()
+    with page.expect_response(lambda response: "/gallery/items?" in response.url):
+        page.click("#gallery-next")
+    assert sent and all(key is None for _, key in sent), sent
+
+
+def test_an_api_error_is_shown_with_its_code_and_message(page: Any, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
+    _open(page)
+    page.set_input_files("#photo-input", str(broken))
+    page.wait_for_selector("#notice.is-error")
+    assert page.text_content("#notice-text").startswith("invalid_image: ")
+    assert page.text_content("#recognize-status").startswith("Failed: invalid_image: ")
+    page.click("#notice-close")
+    assert page.is_hidden("#notice")

@@ -37,7 +37,7 @@ def test_every_module_and_stylesheet_the_page_names_exists() -> None:
     named = set()
     for path in _files():
         text = path.read_text()
-        references = re.findall(r'from "(\./[^"]+)"', text) + re.findall(r'(?:src|href)="((?!#)[^"]+)"', text)
+        references = re.findall(r'from "(\./[^"]+)"', text) + re.findall(r'(?:src|href)="((?!#|data:)[^"]+)"', text)
         named |= {(path.parent / reference).resolve() for reference in references}
     assert named and named <= _files()
 

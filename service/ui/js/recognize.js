@@ -69,6 +69,7 @@ function applyDefaults(info) {
     const input = $(selector);
     if (input.dataset.touched) continue;
     input.value = defaults[name];
+    input.dataset.fromService = "yes";
     $(`${selector}-value`).textContent = show(input.value);
   }
   $("#top-k").value ||= defaults.top_k;
@@ -95,7 +96,9 @@ function useFile(file, input) {
 function options() {
   const values = {};
   for (const [selector, name] of SLIDERS) {
-    if (!$(selector).disabled) values[name] = $(selector).value;
+    const input = $(selector);
+    // a slider neither set by hand nor from /info (unreachable, or a 401) sends nothing: the service's default
+    if (!input.disabled && (input.dataset.touched || input.dataset.fromService)) values[name] = input.value;
   }
   values.top_k = $("#top-k").value;
   values.sliding_windows = $("#sliding-windows").checked;
