@@ -173,11 +173,13 @@ def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
     screenshot(page, "item")
     assert _item(service_url, "shelf-corner").json()["label"] == "Shelf corner, left"
 
-    # delete one image (confirmed), then the item (the first try cancelled)
+    # another photo from the item's dialog, then delete one image (confirmed), then the item (first try cancelled)
+    page.set_input_files("#item-add-photo", str(demo_dir / "queries/query_3.jpg"))
+    page.wait_for_function("document.querySelectorAll('#item-images > li').length === 3")
     page.locator("#item-images button", has_text="Delete image").first.click()
     page.click("#confirm-ok")
-    page.wait_for_function("document.querySelectorAll('#item-images > li').length === 1")
-    assert _item(service_url, "shelf-corner").json()["image_count"] == 1
+    page.wait_for_function("document.querySelectorAll('#item-images > li').length === 2")
+    assert _item(service_url, "shelf-corner").json()["image_count"] == 2
     page.click("#item-delete")
     page.keyboard.press("Escape")  # the confirmation closes, nothing is deleted
     assert _item(service_url, "shelf-corner").status_code == 200

@@ -22,6 +22,7 @@ export function initGallery() {
     saveItem();
   });
   $("#item-delete").addEventListener("click", deleteItem);
+  $("#item-add").addEventListener("click", () => $("#item-add-photo").click());
   $("#item-add-photo").addEventListener("change", (event) => addPhoto(event.target));
   $("#item-dialog").addEventListener("close", () => {
     openItemId = null;

@@ -28,12 +28,7 @@ export function initRecognize(service) {
   $("#photo-input").addEventListener("change", (event) => useFile(event.target.files[0], event.target));
   $("#camera-input").addEventListener("change", (event) => useFile(event.target.files[0], event.target));
   $("#camera-open").addEventListener("click", openCamera);
-  drop.addEventListener("keydown", (event) => {
-    if (event.target === drop && (event.key === "Enter" || event.key === " ")) {
-      event.preventDefault();
-      $("#photo-input").click();
-    }
-  });
+  $("#photo-choose").addEventListener("click", () => $("#photo-input").click());
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("is-over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("is-over"));
   drop.addEventListener("drop", (event) => {
@@ -73,7 +68,9 @@ function applyDefaults(info) {
     $(`${selector}-value`).textContent = show(input.value);
   }
   $("#top-k").value ||= defaults.top_k;
-  $("#sliding-windows").checked = Boolean(defaults.sliding_windows);
+  const windows = $("#sliding-windows");
+  if (!windows.dataset.fromService) windows.checked = Boolean(defaults.sliding_windows);
+  windows.dataset.fromService = "yes";
   const detector = Boolean(info.detector);
   for (const selector of ["#detection-threshold", "#max-detections"]) {
     $(selector).disabled = !detector;
