@@ -70,6 +70,19 @@ export async function request(method, path, options = {}) {
   return type.includes("json") ? response.json() : response.blob();
 }
 
+/** Runs at most `parallel` of the calls at once: thumbnails of a page stay within the service's admission limits. */
+export function limiter(parallel) {
+  let running = 0;
+  const waiting = [];
+  const next = () => {
+    if (running >= parallel || !waiting.length) return;
+    running += 1;
+    const { call, resolve, reject } = waiting.shift();
+    call().then(resolve, reject).finally(() => { running -= 1; next(); });
+  };
+  return (call) => new Promise((resolve, reject) => { waiting.push({ call, resolve, reject }); next(); });
+}
+
 export function formData(fields) {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) {

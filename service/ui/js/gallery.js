@@ -2,7 +2,7 @@
 
 import { formData, path, request } from "./api.js";
 import { $, confirmAction, describeError, h, notify, parseMetadata, showError } from "./dom.js";
-import { forgetImage, framedPhoto, thumbnail } from "./thumbs.js";
+import { background, forgetImage, framedPhoto, thumbnail } from "./thumbs.js";
 
 const PAGE_SIZE = 24;
 const view = { offset: 0, label: "", total: 0, stale: true };
@@ -71,7 +71,7 @@ export async function loadPage() {
 function itemCard(item) {
   const picture = h("span", { class: "thumb missing", text: item.image_count ? "…" : "no image" });
   if (item.image_count) {
-    request("GET", path`gallery/items/${item.item_id}`).then(
+    background(() => request("GET", path`gallery/items/${item.item_id}`)).then(
       (detail) => detail.images.length && picture.replaceWith(thumbnail(detail.images[0].image_id, `Photo of ${item.label}`)),
       (error) => { picture.title = describeError(error); });
   }

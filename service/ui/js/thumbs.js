@@ -1,9 +1,10 @@
 // Gallery photos through the API (so the API key is sent), kept as object URLs for the session.
 
-import { path, request } from "./api.js";
+import { limiter, path, request } from "./api.js";
 import { describeError, h, svg } from "./dom.js";
 
 const KEPT = 300;
+export const background = limiter(4); // thumbnails and the lookups behind them, a few at a time
 const urls = new Map(); // image_id -> Promise<object URL>, oldest first
 
 function imageUrl(imageId) {
@@ -13,7 +14,8 @@ function imageUrl(imageId) {
     urls.set(imageId, url); // most recently used last
     return url;
   }
-  const url = request("GET", path`gallery/images/${imageId}/file`).then((blob) => URL.createObjectURL(blob));
+  const url = background(() => request("GET", path`gallery/images/${imageId}/file`))
+    .then((blob) => URL.createObjectURL(blob));
   url.catch(() => urls.delete(imageId));
   urls.set(imageId, url);
   while (urls.size > KEPT) {
