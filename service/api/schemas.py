@@ -161,7 +161,7 @@ class ModelInfo(BaseModel):
     format: str
     passes_deleted: list[str] = Field(description="Paddle passes removed because the program could not run with them")
     preprocess: dict[str, Any]
-    provenance: dict[str, Any]
+    provenance: dict[str, Any] | None = Field(description="how it was made; null without the details scope")
 
 
 class InfoResponse(BaseModel):
@@ -171,5 +171,5 @@ class InfoResponse(BaseModel):
     embedding_dim: int
     gallery: dict[str, Any]
     defaults: dict[str, Any]
-    runtime: dict[str, Any]
-    limits: dict[str, Any]
+    runtime: dict[str, Any] | None = Field(description="null without the details scope")
+    limits: dict[str, Any] | None = Field(description="null without the details scope")

@@ -14,7 +14,7 @@ from service.errors import InvalidRequest
 from service.gallery import GalleryMatch
 from service.inference.detector import Detector
 from service.inference.embedder import Embedder
-from service.inference.image import RGBImage, crop, decode_image
+from service.inference.image import DecodeLimits, RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
 from service.inference.types import Box, ObjectSource, Recognition, RecognizedObject
@@ -128,12 +128,15 @@ class Recognizer:
 
 
 def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,
-                    max_pixels: int, max_side_px: int) -> Recognition:
-    """Decode (with the size guards) and recognize; the decode time joins the stage timings."""
+                    limits: DecodeLimits) -> Recognition:
+    """Decode (with the size guards) and recognize; boxes in original pixels; decode time joins the timings."""
     clock = time.perf_counter()
-    image = decode_image(data, max_pixels=max_pixels, max_side_px=max_side_px)
+    image = decode_image(data, limits)
     decode_ms = _elapsed_ms(clock)
     result = recognizer.recognize(image.pixels, options, search)
+    if image.reduced:
+        objects = [replace(found, box=Box(*image.to_original(found.box.as_tuple()))) for found in result.objects]
+        result = replace(result, width=image.original_width, height=image.original_height, objects=objects)
     return replace(result, timings_ms={"decode_ms": decode_ms, **result.timings_ms})
 
 

@@ -9,45 +9,9 @@ from typing import Any
 import httpx
 
 from tests.ui.conftest import screenshot
+from tests.ui.console import api_recognize, drawn_boxes, images_loaded, open_console, recognize, wait_recognized
 
 UNKNOWN_SCENE = "queries/query_1.jpg"  # the test detector's one box there matches no demo product
-
-
-def _open(page: Any, screen: str = "recognize") -> None:
-    page.goto(f"/ui/#{screen}")
-    page.wait_for_selector("body[data-ready=yes]")
-    page.wait_for_function("document.querySelector('#min-score-value').textContent !== ''")  # /info arrived
-
-
-def _recognize(page: Any, photo: Path) -> None:
-    page.evaluate("document.querySelector('#recognize-status').textContent = ''")
-    page.set_input_files("#photo-input", str(photo))
-    _wait_recognized(page)
-
-
-def _wait_recognized(page: Any) -> None:
-    page.wait_for_function("/recognized|Failed/.test(document.querySelector('#recognize-status').textContent)")
-    assert "Failed" not in page.text_content("#recognize-status")
-
-
-def _drawn_boxes(page: Any) -> list[dict[str, Any]]:
-    return page.eval_on_selector_all("#boxes .box", """boxes => boxes.map(box => {
-        const rect = box.querySelector('rect');
-        const [x, y, w, h] = ['x', 'y', 'width', 'height'].map(name => Number(rect.getAttribute(name)));
-        return {bbox: [x, y, x + w, y + h], text: box.querySelector('text').textContent,
-                known: box.classList.contains('known'), label: box.dataset.label};
-    })""")
-
-
-def _images_loaded(page: Any, selector: str) -> None:
-    page.wait_for_function(f"[...document.querySelectorAll({selector!r})].every(i => i.complete && i.naturalWidth)")
-
-
-def _api_recognize(url: str, photo: Path, **fields: str) -> dict[str, Any]:
-    response = httpx.post(f"{url}/recognize", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
-                          data={"include_unknown": "true", **fields}, timeout=60.0)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _item(url: str, item_id: str) -> httpx.Response:
@@ -58,11 +22,11 @@ def test_recognize_a_demo_photo_draws_every_box_with_its_label(page: Any, servic
                                                               demo_queries: list[dict[str, Any]]) -> None:
     close_up = demo_queries[0]["closeups"][0]
     photo = demo_dir / close_up["file"]
-    _open(page)
-    _recognize(page, photo)
+    open_console(page)
+    recognize(page, photo)
 
-    drawn = _drawn_boxes(page)
-    expected = _api_recognize(service_url, photo)["objects"]
+    drawn = drawn_boxes(page)
+    expected = api_recognize(service_url, photo)["objects"]
     screenshot(page, "recognize", full_page=True)
     assert [box["bbox"] for box in drawn] == [found["bbox"] for found in expected]
     assert [box["label"] for box in drawn] == [found["match"]["label"] if found["match"] else "" for found in expected]
@@ -72,16 +36,16 @@ def test_recognize_a_demo_photo_draws_every_box_with_its_label(page: Any, servic
         for n, found in enumerate(expected, start=1)]
     first = page.locator("#objects > li").first
     assert first.locator(".candidate").count() == len(expected[0]["candidates"])
-    _images_loaded(page, "#objects .candidate img")
+    images_loaded(page, "#objects .candidate img")
     assert set(page.eval_on_selector_all("#timings dt", "items => items.map(i => i.textContent)")) >= {
         "decode", "detect", "embed", "search", "total"}
 
     # the shelf photo with sliding windows (the test detector finds no product there): several boxes
     scene = demo_queries[0]
     page.check("#sliding-windows")
-    _recognize(page, demo_dir / scene["file"])
-    labels = {box["label"] for box in _drawn_boxes(page) if box["known"]}
-    _images_loaded(page, "#objects .candidate img")
+    recognize(page, demo_dir / scene["file"])
+    labels = {box["label"] for box in drawn_boxes(page) if box["known"]}
+    images_loaded(page, "#objects .candidate img")
     screenshot(page, "recognize-scene", full_page=True)
     assert len(labels & {found["label"] for found in scene["objects"]}) >= 2, labels
 
@@ -90,7 +54,7 @@ def test_recognize_a_demo_photo_draws_every_box_with_its_label(page: Any, servic
     page.keyboard.press("End")
     page.wait_for_function("document.querySelector('#min-score-value').textContent === '1.00'")
     page.wait_for_function("[...document.querySelectorAll('#boxes .box')].every(b => b.classList.contains('unknown'))")
-    assert {box["text"].split(". ", 1)[1] for box in _drawn_boxes(page)} == {"unknown"}
+    assert {box["text"].split(". ", 1)[1] for box in drawn_boxes(page)} == {"unknown"}
 
 
 def test_the_console_is_readable_on_a_phone(browser: Any, service_url: str, demo_dir: Path,
@@ -99,11 +63,11 @@ def test_the_console_is_readable_on_a_phone(browser: Any, service_url: str, demo
                                   has_touch=True, base_url=service_url)
     page = context.new_page()
     try:
-        _open(page)
-        _recognize(page, demo_dir / demo_queries[1]["closeups"][0]["file"])
+        open_console(page)
+        recognize(page, demo_dir / demo_queries[1]["closeups"][0]["file"])
         width = page.evaluate("document.documentElement.scrollWidth")
         photo = page.locator("#photo").bounding_box()
-        _images_loaded(page, "#objects .candidate img")
+        images_loaded(page, "#objects .candidate img")
         screenshot(page, "recognize-phone", full_page=True)
         assert width <= 390  # nothing wider than the screen: no sideways scrolling
         assert photo is not None and 300 <= photo["width"] <= 390
@@ -114,10 +78,10 @@ def test_the_console_is_readable_on_a_phone(browser: Any, service_url: str, demo
 def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
         page: Any, service_url: str, demo_dir: Path) -> None:
     scene = demo_dir / UNKNOWN_SCENE
-    _open(page)
-    _recognize(page, scene)
+    open_console(page)
+    recognize(page, scene)
     unknown = page.locator("#boxes .box.unknown").first
-    box = _drawn_boxes(page)[0]["bbox"]
+    box = drawn_boxes(page)[0]["bbox"]
 
     # a click on the box opens the enrol dialog; a label clash is the API's 409, shown with its message
     unknown.click()
@@ -136,17 +100,17 @@ def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
     page.click("#enrol-submit")
     page.wait_for_selector("#enrol-dialog", state="hidden")
     page.wait_for_function("[...document.querySelectorAll('#boxes .box')].some(b => b.dataset.label == 'Shelf corner')")
-    _wait_recognized(page)
+    wait_recognized(page)
 
     item = _item(service_url, "shelf-corner").json()
     assert item["label"] == "Shelf corner" and item["metadata"] == {"aisle": 4}
     assert [image["bbox"] for image in item["images"]] == [box]
-    recognized = next(found for found in _drawn_boxes(page) if found["bbox"] == box)
+    recognized = next(found for found in drawn_boxes(page) if found["bbox"] == box)
     assert recognized["known"] and recognized["text"] == "1. Shelf corner 1.000"
     assert "Registered this box as “Shelf corner” (shelf-corner)" in page.text_content("#notice")
 
     # the same box of another scene, as another image of the item, chosen in the searchable picker
-    _recognize(page, demo_dir / "queries/query_2.jpg")
+    recognize(page, demo_dir / "queries/query_2.jpg")
     page.locator("#boxes .box").first.focus()  # boxes are in the Tab order; Enter opens the dialog
     page.keyboard.press("Enter")
     page.check("#enrol-form input[name=mode][value=existing]")
@@ -166,7 +130,7 @@ def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
     page.wait_for_function("document.querySelectorAll('#gallery-items img').length === 1")
     card.click()
     page.wait_for_function("document.querySelectorAll('#item-images img').length === 2")
-    _images_loaded(page, "#item-images img")
+    images_loaded(page, "#item-images img")
     page.fill("#item-label", "Shelf corner, left")
     page.click("#item-form button[type=submit]")
     page.wait_for_function("document.querySelector('#item-title').textContent === 'Shelf corner, left'")
@@ -191,8 +155,8 @@ def test_enrol_an_unknown_box_then_it_is_recognized_then_relabel_and_delete(
 
     # and the next recognition no longer finds it
     page.click("nav a[data-screen=recognize]")
-    _recognize(page, scene)
-    assert all(found["label"] != "Shelf corner, left" for found in _drawn_boxes(page))
+    recognize(page, scene)
+    assert all(found["label"] != "Shelf corner, left" for found in drawn_boxes(page))
 
 
 def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_url: str, demo_dir: Path,
@@ -201,10 +165,10 @@ def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_u
     list_file = tmp_path / "gallery_list.txt"
     list_file.write_text("# imported from the console\n" + "".join(
         f"{name}\tImported {Path(name).stem}\n" for name in listed) + "images/missing.jpg\tNowhere\n")
-    _open(page, "gallery")
+    open_console(page, "gallery")
     page.wait_for_function("document.querySelector('#gallery-page').textContent.startsWith('1–24 of')")
     page.wait_for_function("document.querySelectorAll('#gallery-items img').length === 24")
-    _images_loaded(page, "#gallery-items img")
+    images_loaded(page, "#gallery-items img")
     screenshot(page, "gallery", full_page=True)
     page.click("#gallery-next")
     page.wait_for_function("document.querySelector('#gallery-page').textContent.startsWith('25–')")
@@ -226,7 +190,7 @@ def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_u
 
 def test_service_screen_shows_models_thresholds_and_health(page: Any, service_url: str) -> None:
     info = httpx.get(f"{service_url}/info", timeout=30.0).json()
-    _open(page, "service")
+    open_console(page, "service")
     page.wait_for_selector("#service-health")
     text = page.text_content("#service-body")
     screenshot(page, "service", full_page=True)
@@ -236,36 +200,10 @@ def test_service_screen_shows_models_thresholds_and_health(page: Any, service_ur
     assert f"images{info['gallery']['images']}" in text.replace(" ", "")
 
 
-def test_an_api_key_is_kept_for_the_session_and_sent_with_every_request(page: Any) -> None:
-    sent: list[tuple[str, str | None]] = []
-    page.on("request", lambda request: sent.append((request.url, request.headers.get("x-api-key"))))
-    _open(page, "gallery")
-    page.fill("#api-key", "console-key-1")
-    page.press("#api-key", "Enter")
-    page.wait_for_function("document.querySelector('#key-state').textContent.includes('key set')")
-    page.reload()  # sessionStorage outlives a reload of the tab
-    _open(page, "gallery")
-    _images_loaded(page, "#gallery-items img")
-
-    api = [(url, key) for url, key in sent if url.startswith(page.url.split("/ui/")[0]) and "/ui/" not in url
-           and not url.endswith("/favicon.ico")]  # the browser's own request, not the console's
-    after = api[api.index(next(request for request in api if request[1])):]
-    assert page.input_value("#api-key") == "console-key-1"
-    assert {"/info", "/ready", "/gallery/items"} <= {httpx.URL(url).path for url, _ in after}
-    assert any("/gallery/images/" in url for url, _ in after)  # thumbnails go through the API with the key
-    assert all(key == "console-key-1" for _, key in after), after
-
-    page.click("#key-forget")
-    sent.clear()
-    with page.expect_response(lambda response: "/gallery/items?" in response.url):
-        page.click("#gallery-next")
-    assert sent and all(key is None for _, key in sent), sent
-
-
 def test_an_api_error_is_shown_with_its_code_and_message(page: Any, tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
-    _open(page)
+    open_console(page)
     page.set_input_files("#photo-input", str(broken))
     page.wait_for_selector("#notice.is-error")
     assert page.text_content("#notice-text").startswith("invalid_image: ")

@@ -18,7 +18,11 @@ export function initService() {
   $("#service-refresh").addEventListener("click", refreshService);
 }
 
+// /info leaves runtime, limits and provenance out (null) for keys without the details scope (admin by default)
+const WITHHELD = "shown to keys with the details scope (admin by default)";
+
 function pairs(entries) {
+  if (entries === null || entries === undefined) return h("p", { class: "muted withheld", text: WITHHELD });
   return h("dl", { class: "pairs" }, Object.entries(entries).flatMap(([name, value]) => [
     h("dt", { text: name }),
     h("dd", { text: typeof value === "object" && value !== null ? JSON.stringify(value) : String(value) })]));
@@ -26,7 +30,7 @@ function pairs(entries) {
 
 function model(title, info) {
   if (!info) return h("section", {}, h("h3", { text: title }), h("p", { text: "none loaded: the whole image is the only box" }));
-  const { size, resize, mean, std } = info.preprocess;
+  const { size, resize, mean, std } = info.preprocess || {};
   return h("section", {}, h("h3", { text: `${title}: ${info.model_id}` }), pairs({
     architecture: info.architecture, format: info.format, directory: info.directory,
     input: `${Array.isArray(size) ? size.join("×") : size ?? "?"}${resize ? ` ${resize}` : ""}`,
