@@ -210,3 +210,29 @@ def test_an_api_error_is_shown_with_its_code_and_message(page: Any, tmp_path: Pa
     assert page.text_content("#recognize-status").startswith("Failed: invalid_image: ")
     page.click("#notice-close")
     assert page.is_hidden("#notice")
+
+
+def test_background_calls_wait_out_a_429_and_run_a_few_at_a_time(page: Any) -> None:
+    open_console(page, "service")
+    result = page.evaluate("""async () => {
+        const { ApiError, limiter } = await import('./js/api.js');
+        let running = 0, most = 0, refusals = 0;
+        const call = async () => {
+            running += 1; most = Math.max(most, running);
+            await new Promise(resolve => setTimeout(resolve, 20));
+            running -= 1;
+            if (refusals < 2) {
+                refusals += 1;
+                throw new ApiError(429, 'rate_limited', 'slow down', {retry_after_s: 0.05});
+            }
+            return 'done';
+        };
+        const run = limiter(4);
+        const answers = await Promise.all(Array.from({length: 12}, () => run(call)));
+        const busy = async () => { throw new ApiError(429, 'overloaded', 'busy', {retry_after_s: 0.01}); };
+        const refused = await limiter(1)(busy).then(() => 'no error', error => error.code);
+        return {answers, most, refusals, refused};
+    }""")
+    assert result["answers"] == ["done"] * 12 and result["refusals"] == 2
+    assert result["most"] == 4
+    assert result["refused"] == "overloaded"  # the third 429 in a row reaches the caller

@@ -70,6 +70,19 @@ export async function request(method, path, options = {}) {
   return type.includes("json") ? response.json() : response.blob();
 }
 
+/** A background call (thumbnails) tried again after the Retry-After of a 429 (rate limit or overload). */
+export async function patiently(call, tries = 3) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 429 || attempt >= tries) throw error;
+      const seconds = Number(error.details.retry_after_s) || 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 10) * 1000));
+    }
+  }
+}
+
 /** Runs at most `parallel` of the calls at once: thumbnails of a page stay within the service's admission limits. */
 export function limiter(parallel) {
   let running = 0;
@@ -80,7 +93,10 @@ export function limiter(parallel) {
     const { call, resolve, reject } = waiting.shift();
     call().then(resolve, reject).finally(() => { running -= 1; next(); });
   };
-  return (call) => new Promise((resolve, reject) => { waiting.push({ call, resolve, reject }); next(); });
+  return (call) => new Promise((resolve, reject) => {
+    waiting.push({ call: () => patiently(call), resolve, reject });
+    next();
+  });
 }
 
 export function formData(fields) {
