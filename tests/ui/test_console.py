@@ -178,7 +178,9 @@ def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_u
     page.set_input_files("#import-files", [str(demo_dir / name) for name in listed])
     page.click("#import-start")
     page.wait_for_function("document.querySelector('#import-status').textContent.startsWith('4 of 4')")
-    page.locator("#import").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelectorAll('#gallery-items img').length"
+                           " === document.querySelectorAll('#gallery-items li').length")  # the page reloaded
+    images_loaded(page, "#gallery-items img")
     screenshot(page, "import", full_page=True)
 
     assert page.text_content("#import-status") == "4 of 4: 3 added, 0 unchanged, 1 failed."
