@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from service.importing import item_id_for_label
 from tests.ui.conftest import screenshot
 from tests.ui.console import api_recognize, drawn_boxes, images_loaded, open_console, recognize, wait_recognized
 
@@ -187,7 +188,17 @@ def test_gallery_pages_and_a_list_file_import_with_progress(page: Any, service_u
     assert "line 5 (images/missing.jpg): image file not picked" in page.text_content("#import-failures")
     for name in listed:
         found = httpx.get(f"{service_url}/gallery/items", params={"label": f"Imported {Path(name).stem}"}).json()
-        assert found["total"] == 1 and found["items"][0]["item_id"].startswith("label-")
+        label = f"Imported {Path(name).stem}"
+        assert found["total"] == 1 and found["items"][0]["item_id"] == item_id_for_label(label)  # the CLI's ids
+
+    # the demo's own list with its folder: every line is already there (the service imported it at start)
+    page.set_input_files("#import-list", str(demo_dir / "gallery_list.txt"))
+    page.set_input_files("#import-files", [])
+    page.set_input_files("#import-folder", str(demo_dir))
+    page.click("#import-start")
+    lines = len((demo_dir / "gallery_list.txt").read_text().splitlines())
+    page.wait_for_function(f"document.querySelector('#import-status').textContent.startsWith('{lines} of {lines}')")
+    assert page.text_content("#import-status") == f"{lines} of {lines}: 0 added, {lines} unchanged, 0 failed."
 
 
 def test_service_screen_shows_models_thresholds_and_health(page: Any, service_url: str) -> None:
