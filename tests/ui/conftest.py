@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; scripts/install-chromium.sh (make test) installs it
 # what works as root in a container, with nothing reaching out to the network
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # a generated test pattern as the camera, allowed without asking: the camera button's test
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 SCREENSHOTS = REPO / "docs" / "ui"
 
 

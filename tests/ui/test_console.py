@@ -249,3 +249,32 @@ def test_background_calls_wait_out_a_429_and_run_a_few_at_a_time(page: Any) -> N
     assert result["answers"] == ["done"] * 12 and result["refusals"] == 2
     assert result["most"] == 4
     assert result["refused"] == "overloaded"  # the third 429 in a row reaches the caller
+
+
+def test_a_photo_arrives_by_drop_paste_or_camera(page: Any, demo_dir: Path) -> None:
+    photo = demo_dir / "queries/query_5_1.jpg"
+    open_console(page)
+    for event in ("drop", "paste"):
+        page.evaluate("document.querySelector('#recognize-status').textContent = ''")
+        page.evaluate("""async ([event, bytes]) => {
+            const file = new File([new Uint8Array(bytes)], 'photo.jpg', {type: 'image/jpeg'});
+            const data = new DataTransfer();
+            data.items.add(file);
+            const target = event === 'drop' ? document.querySelector('#drop-zone') : document.body;
+            target.dispatchEvent(event === 'drop'
+                ? new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true})
+                : new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+        }""", [event, list(photo.read_bytes())])
+        wait_recognized(page)
+        assert page.evaluate("document.querySelector('#photo').naturalWidth") > 0, event
+
+    page.evaluate("document.querySelector('#recognize-status').textContent = ''")
+    page.click("#camera-open")
+    page.wait_for_function("document.querySelector('#camera-video').videoWidth > 0")
+    video = page.evaluate("(v => [v.videoWidth, v.videoHeight])(document.querySelector('#camera-video'))")
+    page.click("#camera-take")
+    wait_recognized(page)
+
+    assert page.is_hidden("#camera-dialog")
+    assert page.evaluate("(i => [i.naturalWidth, i.naturalHeight])(document.querySelector('#photo'))") == video
+    assert page.get_attribute("#boxes", "viewBox") == f"0 0 {video[0]} {video[1]}"  # the service saw that frame
