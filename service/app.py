@@ -16,6 +16,7 @@ from service import __version__
 from service.api.auth import Guard
 from service.api.errors import register_error_handlers
 from service.api.middleware import BodyLimit, RequestMetrics, SameOriginWrites
+from service.api.openapi import install_openapi
 from service.api.routes import gallery, health, recognize
 from service.auth import KeyRing, RateLimiter
 from service.config import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recognize, gallery, health):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIRECTORY, html=True), name="ui")
+    install_openapi(app)
     # Added innermost first: metrics see every answer, the body limit acts before any route reads a byte.
     app.add_middleware(CORSMiddleware, allow_origins=settings.auth.cors_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "PATCH", "DELETE"],

@@ -13,9 +13,9 @@ from service.errors import InvalidRequest, PayloadTooLarge
 _CHUNK = 1 << 20
 
 
-def _strict_decode(data: bytes | bytearray, codec: str) -> str:
+def _strict_decode(src: bytes | bytearray, codec: str) -> str:
     try:
-        return data.decode(codec)
+        return src.decode(codec)
     except (UnicodeDecodeError, LookupError) as error:
         raise formparsers.MultiPartException(f"a form field is not valid {codec} text") from error
 
@@ -57,6 +57,8 @@ def parse_metadata(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+# The upload's schema says what the bytes must be: an image whose pixels fit the limits (SHITU_LIMITS__*).
+IMAGE_FORMAT = {"format": "image"}
 BBOX_PATTERN = r"^\s*\[?\s*\d{1,9}\s*(,\s*\d{1,9}\s*){3}\]?\s*$"
 
 

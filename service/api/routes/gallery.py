@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
@@ -18,7 +18,7 @@ from service.api.schemas import (
     ItemPublic,
     ItemUpdate,
 )
-from service.api.uploads import BBOX_PATTERN, parse_bbox, parse_metadata, read_upload
+from service.api.uploads import BBOX_PATTERN, IMAGE_FORMAT, parse_bbox, parse_metadata, read_upload
 from service.gallery import Enrolment
 from service.gallery.validation import (
     ITEM_ID_PATTERN,
@@ -33,7 +33,10 @@ from service.registration import Registration, register
 from service.state import CommitGate, ServiceState
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)}
+ENROLMENT = {**ERRORS, 200: {"model": EnrolmentResponse,
+                             "description": "these bytes were already registered for this item: nothing changed"}}
 MAX_OFFSET = 1_000_000_000
 DetectField = Annotated[bool | None, Form(description="crop the main object first (default: on with a detector)")]
 BboxField = Annotated[str | None, Form(
@@ -67,12 +70,13 @@ def _detect(state: ServiceState, detect: bool | None) -> bool:
     return state.settings.gallery.detect_on_enroll if detect is None else detect
 
 
-@router.post("", response_model=EnrolmentResponse, status_code=201, responses=ERRORS)
+@router.post("", response_model=EnrolmentResponse, status_code=201, responses=ENROLMENT)
 async def add_product_image(
     state: StateDep,
     _: Writer,
     response: Response,
-    image: Annotated[UploadFile, File(description="product photo")],
+    image: Annotated[UploadFile, File(description="product photo: JPEG, PNG, WebP or BMP",
+                                      json_schema_extra=IMAGE_FORMAT)],
     label: LabelField,
     item_id: ItemIdField = None,
     metadata: MetadataField = None,
@@ -86,13 +90,14 @@ async def add_product_image(
     return await _register(state, response, request)
 
 
-@router.post("/items/{item_id}/images", response_model=EnrolmentResponse, status_code=201, responses=ERRORS)
+@router.post("/items/{item_id}/images", response_model=EnrolmentResponse, status_code=201, responses=ENROLMENT)
 async def add_item_image(
     state: StateDep,
     _: Writer,
     response: Response,
     item_id: str,
-    image: Annotated[UploadFile, File(description="another photo of this product")],
+    image: Annotated[UploadFile, File(description="another photo of this product",
+                                      json_schema_extra=IMAGE_FORMAT)],
     bbox: BboxField = None,
     detect: DetectField = None,
 ) -> EnrolmentResponse:

@@ -2,27 +2,28 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 from service.api.auth import Reader
 from service.api.deps import StateDep
 from service.api.schemas import ErrorResponse, ModelIds, RecognizeResponse
-from service.api.uploads import read_upload
+from service.api.uploads import IMAGE_FORMAT, read_upload
 from service.config import WholeImage
 from service.inference.image import DecodeLimits
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
-ERRORS = {status: {"model": ErrorResponse} for status in (401, 403, 413, 415, 422, 429, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 429, 503, 504)}
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)
 async def recognize(
     state: StateDep,
     _: Reader,
-    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP photo")],
+    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP photo", json_schema_extra=IMAGE_FORMAT)],
     detection_threshold: Annotated[float | None, Form(ge=0, le=1, description="detector score a box needs")] = None,
     max_detections: Annotated[int | None, Form(ge=1, le=100, description="boxes kept before the threshold")] = None,
     min_score: Annotated[float | None, Form(ge=-1, le=1, description="cosine score a match needs")] = None,
