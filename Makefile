@@ -28,6 +28,8 @@ run: install
 lint: install
 	$(BIN)/ruff check service trainer tests bench
 
+# tests/ui drive Debian's Chromium (scripts/install-chromium.sh) through Playwright
 test: lint
 	scripts/install-assets.sh --minimal
+	scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q

@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api.auth import Guard
@@ -23,6 +25,7 @@ from service.state import close_state, open_state
 logger = logging.getLogger(__name__)
 # Multipart framing around the image and the form fields; the image itself is held to the exact limit.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+UI_DIRECTORY = Path(__file__).resolve().parent / "ui"  # the web console: plain files, no build step
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     for module in (recognize, gallery, health):
         app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=UI_DIRECTORY, html=True), name="ui")
     install_openapi(app)
     # Added innermost first: metrics see every answer, the body limit acts before any route reads a byte.
     app.add_middleware(CORSMiddleware, allow_origins=settings.auth.cors_origins, allow_credentials=False,

@@ -56,6 +56,14 @@ class GalleryReader:
             raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
         return self._files.path(row["file_name"])
 
+    def image_file(self, image_id: str) -> tuple[bytes, str]:
+        """The stored original bytes of one image and their media type (for thumbnails)."""
+        image = self.get_image(image_id)
+        try:
+            return self.image_path(image_id).read_bytes(), image.media_type
+        except FileNotFoundError as error:  # deleted between the lookup and the read
+            raise ImageNotFound(f"image {image_id} not found", image_id=image_id) from error
+
     def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
         """Every image with its item's label, in enrolment order (for export)."""
         self._ensure_open()

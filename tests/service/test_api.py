@@ -157,6 +157,19 @@ def test_item_lifecycle_list_patch_add_image_delete(client: TestClient) -> None:
     assert all(candidate["item_id"] != "astro" for found in after["objects"] for candidate in found["candidates"])
 
 
+def test_an_image_file_is_served_as_uploaded_until_it_is_deleted(client: TestClient) -> None:
+    photo = encode(rocket()[::3, ::3], ".png")
+    image = _register(client, photo, label="rocket model", item_id="rocket-file", detect="false").json()["image"]
+
+    served = client.get(f"/gallery/images/{image['image_id']}/file")
+    client.delete(f"/gallery/images/{image['image_id']}")
+
+    assert served.status_code == 200 and served.content == photo
+    assert served.headers["content-type"] == "image/png" and served.headers["x-content-type-options"] == "nosniff"
+    _assert_error(client.get(f"/gallery/images/{image['image_id']}/file"), 404, "image_not_found")
+    _assert_error(client.get("/gallery/images/nope/file"), 404, "image_not_found")
+
+
 def test_paging_is_stable(client: TestClient) -> None:
     for index in range(3):
         _register(client, encode(rocket()[index:, :]), label=f"paging {index}", item_id=f"page-{index}", detect="false")

@@ -142,6 +142,16 @@ async def delete_item(state: StateDep, _: Writer, item_id: str) -> ItemDeleted:
     return ItemDeleted(item_id=item_id, images_removed=removed)
 
 
+@router.get("/images/{image_id}/file", response_class=Response, responses={
+    200: {"content": {"image/*": {}}, "description": "the bytes as uploaded, with their media type"}, **ERRORS})
+async def get_image_file(state: StateDep, _: Reader, image_id: str) -> Response:
+    """The stored photo itself (the whole upload, not the embedded box), e.g. for thumbnails."""
+    data, media_type = await asyncio.to_thread(state.gallery.image_file, image_id)
+    # an image id always names the same bytes; nosniff: the browser treats them as the stored type only
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    return Response(content=data, media_type=media_type, headers=headers)
+
+
 @router.delete("/images/{image_id}", response_model=ImageDeleted, responses=ERRORS)
 async def delete_image(state: StateDep, _: Writer, image_id: str) -> ImageDeleted:
     """Remove one photo; the item stays, even with no photos left."""
