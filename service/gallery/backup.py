@@ -8,7 +8,6 @@ again. The HNSW snapshot is not copied: the index is rebuilt from the database w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from service.errors import GalleryError
-from service.gallery.files import sha256_hex
+from service.gallery.files import file_sha256, sha256_hex
 from service.gallery.opening import DATABASE_FILE, IMAGES_DIRECTORY, GalleryLock
 
 BACKUP_FILE = "backup.json"
@@ -83,7 +82,7 @@ def verify_backup(backup_dir: Path) -> BackupSummary:
         recorded = BackupSummary(**json.loads((backup_dir / BACKUP_FILE).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError) as error:
         raise GalleryError(f"{backup_dir} is not a gallery backup ({BACKUP_FILE} unreadable)") from error
-    if _file_sha256(backup_dir / DATABASE_FILE) != recorded.database_sha256:
+    if file_sha256(backup_dir / DATABASE_FILE) != recorded.database_sha256:
         raise GalleryError(f"{backup_dir / DATABASE_FILE} does not match the backup's checksum")
     with _read_only(backup_dir / DATABASE_FILE) as connection:
         if connection.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
@@ -127,17 +126,10 @@ def _summary(directory: Path, created_at: float | None = None) -> BackupSummary:
         images = connection.execute("SELECT count(*) FROM images").fetchone()[0]
         files = connection.execute("SELECT count(DISTINCT file_name) FROM images").fetchone()[0]
     return BackupSummary(items=items, images=images, files=files,
-                         database_sha256=_file_sha256(directory / DATABASE_FILE),
+                         database_sha256=file_sha256(directory / DATABASE_FILE),
                          created_at=time.time() if created_at is None else created_at)
 
 
 def _read_only(path: Path) -> closing[sqlite3.Connection]:
     return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
