@@ -11,7 +11,7 @@ from service import __version__
 from service.api.deps import StateDep
 from service.api.schemas import Health, InfoResponse, ModelInfo, Readiness
 from service.inference.manifest import ModelManifest
-from service.inference.runtime import PaddleModel
+from service.inference.session import Session
 
 router = APIRouter(tags=["operations"])
 
@@ -39,8 +39,8 @@ async def info(state: StateDep) -> InfoResponse:
     settings = state.settings
     return InfoResponse(
         version=__version__,
-        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.model),
-        detector=_model_info(detector.manifest, detector.model) if detector else None,
+        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.session),
+        detector=_model_info(detector.manifest, detector.session) if detector else None,
         embedding_dim=recognizer.embedder.embedding_dim,
         gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
         defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
@@ -54,14 +54,15 @@ async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _model_info(manifest: ModelManifest, model: PaddleModel) -> ModelInfo:
+def _model_info(manifest: ModelManifest, session: Session) -> ModelInfo:
+    loaded = session.info
     return ModelInfo(
         model_id=manifest.model_id,
         kind=manifest.kind.value,
         architecture=manifest.architecture,
-        directory=str(model.files.program.parent),
-        format="paddle-2.x pdmodel" if model.files.legacy else "paddle-3.x json",
-        passes_deleted=list(model.passes_deleted),
+        directory=loaded.directory,
+        format=loaded.format,
+        passes_deleted=list(loaded.passes_deleted),
         preprocess=manifest.preprocess.model_dump(mode="json"),
         provenance=manifest.provenance,
     )
