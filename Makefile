@@ -26,7 +26,7 @@ run: install
 	$(BIN)/shitu serve --demo
 
 lint: install
-	$(BIN)/ruff check service trainer tests bench
+	$(BIN)/ruff check service trainer shitu tests bench
 
 test: lint
 	scripts/install-assets.sh --minimal

@@ -1,21 +1,32 @@
-"""The ``shitu`` command: serve, manage the gallery and the model store, and the trainer's commands."""
+"""The service's commands: serve, manage the gallery and the model store (``python -m service``).
+
+``shitu`` (:mod:`shitu.cli`) adds the trainer's commands beside them; nothing here imports the trainer.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from trainer.cli import register as register_trainer_commands
-
-app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery, models and trainer.", no_args_is_help=True,
+app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery and models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
 models_app = typer.Typer(help="List and pull known models into the model store.")
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
-register_trainer_commands(app)
+
+# Writes the demo gallery (gallery_list.txt and its images) into a directory. The trainer renders it, so the
+# composed ``shitu`` command passes one in as the context object; ``python -m service`` has none.
+DemoBuilder = Callable[[Path], object]
+
+
+def register(target: typer.Typer) -> None:
+    """Add every command of this CLI to ``target`` (the composed ``shitu`` command)."""
+    target.registered_commands += app.registered_commands
+    target.registered_groups += app.registered_groups
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STORE_OPTION = typer.Option(None, "--store", help="model store directory (default: SHITU_MODELS__STORE)")
@@ -54,10 +65,15 @@ def pull_model(
 
 
 def main() -> None:
+    run(app)
+
+
+def run(cli: typer.Typer) -> None:
+    """Run a CLI; service errors (a bad model directory, a locked gallery) end with their message, exit 2."""
     from service.errors import ServiceError
 
     try:
-        app()
+        cli()
     except ServiceError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise SystemExit(2) from error
@@ -65,6 +81,7 @@ def main() -> None:
 
 @app.command()
 def serve(
+    context: typer.Context,
     host: str = typer.Option(None, help="bind address (default: SHITU_SERVER__HOST)"),
     port: int = typer.Option(None, help="port (default: SHITU_SERVER__PORT)"),
     demo: bool = typer.Option(False, help="generate the demo gallery if needed and load it into an empty gallery"),
@@ -81,18 +98,19 @@ def serve(
     if port is not None:
         settings.server.port = port
     if demo:
-        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo")
+        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo", context.obj)
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
     uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
                 log_level=settings.server.log_level)
 
 
-def _demo_list(directory: Path) -> Path:
+def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
     list_file = directory / "gallery_list.txt"
     if not list_file.is_file():
-        from trainer.synth.demo import build_demo
-
-        build_demo(directory)
+        if build is None:
+            raise typer.BadParameter(f"no demo gallery in {directory}: `shitu data demo --out {directory}` renders it",
+                                     param_hint="--demo")
+        build(directory)
     return list_file
 
 

@@ -51,7 +51,7 @@ def _free_port() -> int:
 def _executable(argv: list[str]) -> list[str]:
     """``shitu`` from this interpreter's environment, as the image finds it in /opt/venv/bin."""
     script = shutil.which(argv[0], path=str(Path(sys.executable).parent))
-    return [script, *argv[1:]] if script else [sys.executable, "-m", "service", *argv[1:]]
+    return [script, *argv[1:]] if script else [sys.executable, "-m", "shitu", *argv[1:]]
 
 
 @pytest.fixture

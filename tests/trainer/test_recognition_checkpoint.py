@@ -10,9 +10,9 @@ import paddle
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
 from service.config import RuntimeSettings
 from service.inference.models import load_embedder
+from shitu.cli import app
 from trainer.checkpoint import CheckpointMismatch, load_checked, read_pdparams
 from trainer.models import build_recognition_model, load_recognition_checkpoint
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
 from service.config import RuntimeSettings
 from service.inference.models import load_embedder
+from shitu.cli import app
 from tests.trainer.recognition_helpers import CLASSES, PER_CLASS, make_shapes_dataset
 from trainer.checkpoint import read_pdparams
 from trainer.config import load_config
