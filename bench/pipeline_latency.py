@@ -21,11 +21,11 @@ import numpy as np
 import paddle
 from machine import machine_record, write_result  # bench/ is the script's directory
 
+from service.box import Box
 from service.config import GallerySettings, PipelineSettings, RuntimeSettings
 from service.gallery import Gallery
 from service.inference.models import load_detector, load_embedder
 from service.inference.pipeline import Recognizer
-from service.inference.types import Box
 from trainer.export_detection import export_detector
 from trainer.export_recognition import export_recognition
 from trainer.models import build_recognition_model

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import LimitsSettings
 from service.errors import ServiceError
-from service.gallery import Gallery, ListEntry
+from service.gallery import EmbedFunction, Gallery, ListEntry
 from service.inference.embedder import Embedder
 from service.inference.image import crop, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
@@ -56,12 +57,10 @@ def import_entries(recognizer: Recognizer, gallery: Gallery, entries: list[ListE
     return report
 
 
-def stored_image_embedder(
-    embedder: Embedder, limits: LimitsSettings
-) -> Callable[[list[tuple[bytes, tuple[int, int, int, int] | None]]], NDArray[np.float32]]:
+def stored_image_embedder(embedder: Embedder, limits: LimitsSettings) -> EmbedFunction:
     """For ``reembed_gallery``: the stored bytes and box of each image → its embedding with a new model."""
 
-    def embed(pairs: list[tuple[bytes, tuple[int, int, int, int] | None]]) -> NDArray[np.float32]:
+    def embed(pairs: list[tuple[bytes, Box | None]]) -> NDArray[np.float32]:
         crops = []
         for data, box in pairs:
             pixels = decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.box import Box
 from service.config import LimitsSettings
 from service.gallery import Enrolment, Gallery
 from service.gallery.validation import check_box, check_item_id, check_label, encode_metadata
 from service.inference.image import decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
-from service.inference.types import Box
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class Registration:
     label: str
     item_id: str | None = None
     metadata: dict[str, Any] | None = None
-    box: tuple[int, int, int, int] | None = None
+    box: Box | None = None
     detect: bool = True
 
     def checked(self) -> Registration:
@@ -39,7 +39,7 @@ def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
     image = decode_image(request.data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px)
     box, embedding = recognizer.enrolment_embedding(
         image.pixels,
-        box=Box(*request.box) if request.box else None,
+        box=request.box,
         detect=request.detect,
         options=options,
     )
@@ -51,5 +51,5 @@ def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
         media_type=image.media_type,
         item_id=request.item_id,
         metadata=request.metadata,
-        box=None if whole else box.as_tuple(),
+        box=None if whole else box,
     )

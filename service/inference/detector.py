@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.errors import ModelError
 from service.inference.image import RGBImage, normalize, resize
 from service.inference.manifest import ModelKind, ModelManifest
 from service.inference.session import Session
-from service.inference.types import Box, Detection
+from service.inference.types import Detection
 
 
 class Detector:

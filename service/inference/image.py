@@ -10,11 +10,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from service.box import Box
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 from service.inference.manifest import Interpolation, Preprocess
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
-SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/bmp": ".bmp"}
 _INTERPOLATIONS = {
     Interpolation.nearest: cv2.INTER_NEAREST,
     Interpolation.linear: cv2.INTER_LINEAR,
@@ -116,6 +116,5 @@ def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
     return np.ascontiguousarray(tensor.transpose(2, 0, 1))
 
 
-def crop(pixels: RGBImage, box: tuple[int, int, int, int]) -> RGBImage:
-    x1, y1, x2, y2 = box
-    return pixels[y1:y2, x1:x2]
+def crop(pixels: RGBImage, box: Box) -> RGBImage:
+    return pixels[box.y1 : box.y2, box.x1 : box.x2]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import PipelineSettings, WholeImage
 from service.errors import InvalidRequest
 from service.gallery import GalleryMatch
@@ -17,7 +18,7 @@ from service.inference.embedder import Embedder
 from service.inference.image import RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
-from service.inference.types import Box, ObjectSource, Recognition, RecognizedObject
+from service.inference.types import ObjectSource, Recognition, RecognizedObject
 from service.inference.windows import sliding_windows
 
 Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
@@ -81,7 +82,7 @@ class Recognizer:
         candidates = [candidate for candidate in candidates if candidate.box.width > 0 and candidate.box.height > 0]
 
         clock = time.perf_counter()
-        embeddings = self.embedder.embed([crop(image, candidate.box.as_tuple()) for candidate in candidates])
+        embeddings = self.embedder.embed([crop(image, candidate.box) for candidate in candidates])
         timings["embed_ms"] = _elapsed_ms(clock)
 
         clock = time.perf_counter()
@@ -106,7 +107,7 @@ class Recognizer:
                 f"bbox {list(box.as_tuple())} is not inside the {image.shape[1]}x{image.shape[0]} image "
                 "(x1 < x2 <= width, y1 < y2 <= height)"
             )
-        return box, self.embedder.embed([crop(image, box.as_tuple())])[0]
+        return box, self.embedder.embed([crop(image, box)])[0]
 
     def _candidates(self, image: RGBImage, options: RecognizeOptions) -> list[Candidate]:
         height, width = image.shape[:2]

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.box import Box
 from service.config import GallerySettings, PipelineSettings, RuntimeSettings, WholeImage
 from service.errors import InvalidRequest
 from service.gallery import Gallery
 from service.inference.models import load_detector, load_embedder
 from service.inference.pipeline import RecognizeOptions, Recognizer
 from service.inference.selection import overlap
-from service.inference.types import Box, ObjectSource
+from service.inference.types import ObjectSource
 from tests.service.images import cat, coffee, encode, rocket
 
 RUNTIME = RuntimeSettings(cpu_threads=1)

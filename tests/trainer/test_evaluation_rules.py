@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.box import Box
 from service.gallery import GalleryMatch
 from service.inference.pipeline import RecognizeOptions
-from service.inference.types import Box, Detection, ObjectSource, Recognition, RecognizedObject
+from service.inference.types import Detection, ObjectSource, Recognition, RecognizedObject
 from tests.trainer.evaluation_benchmark import ABSENT, KNOWN, write_benchmark
 from trainer.evaluation.data import BenchmarkDataError, Scene, load_split
 from trainer.evaluation.detector_track import main_object_hits
