@@ -6,6 +6,7 @@ needs through its constructor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class ModelSettings(BaseModel):
 
 
 class PipelineSettings(BaseModel):
-    """Defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
+    """The one holder of the defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
 
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_detections: int | None = Field(None, ge=1, le=100)
@@ -87,6 +88,7 @@ class PipelineSettings(BaseModel):
     top_k: int = Field(5, ge=1, le=100, description="distinct items returned per object")
     nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
     max_objects: int = Field(20, ge=1, le=100)
+    include_unknown: bool = Field(True, description="also return detected objects without a match")
     max_batch_size: int = Field(16, ge=1, description="largest batch of crops per embedder call")
     sliding_windows: bool = Field(False, description="also embed square windows: several products without a detector")
     window_scales: tuple[float, ...] = Field(
@@ -113,6 +115,14 @@ class GallerySettings(BaseModel):
     demo: Path | None = Field(None, description="PaddleClas list file imported when the gallery is empty")
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """The size guards every image decode checks before decoding (``LimitsSettings.decode``)."""
+
+    max_pixels: int
+    max_side_px: int
+
+
 class LimitsSettings(BaseModel):
     max_upload_mb: float = Field(20.0, gt=0)
     max_image_pixels: int = Field(40_000_000, ge=1, description="decompression-bomb guard (width x height)")
@@ -120,6 +130,10 @@ class LimitsSettings(BaseModel):
     inference_workers: int = Field(1, ge=1, description="threads, each with its own predictors")
     max_concurrent_requests: int = Field(8, ge=1, description="requests in flight before 429")
     request_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def decode(self) -> DecodeLimits:
+        return DecodeLimits(max_pixels=self.max_image_pixels, max_side_px=self.max_image_side_px)
 
 
 class ServerSettings(BaseModel):

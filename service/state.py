@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from service.config import Settings
 from service.errors import Overloaded, RequestTimeout
@@ -35,7 +35,8 @@ class ServiceState:
         detector = self.recognizer.detector
         return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
 
-    def options(self, **overrides: object) -> RecognizeOptions:
+    def options(self, **overrides: Any) -> RecognizeOptions:
+        """The defaults with a request's given fields (``None``: not given)."""
         return replace(self.defaults, **{name: value for name, value in overrides.items() if value is not None})
 
     @asynccontextmanager

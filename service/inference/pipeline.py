@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
-from service.config import PipelineSettings, WholeImage
+from service.config import DecodeLimits, PipelineSettings, WholeImage
 from service.errors import InvalidRequest
 from service.gallery import GalleryMatch
 from service.inference.detector import Detector
@@ -26,18 +26,38 @@ Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
 
 @dataclass(frozen=True, slots=True)
 class RecognizeOptions:
-    """One request's knobs; every default is PP-ShiTuV2's behaviour."""
+    """One request's knobs: :class:`PipelineSettings` (the one holder of the defaults) resolved against the
+    models' manifests, then a request's overrides. No defaults of its own."""
 
     detection_threshold: float
     max_detections: int
     min_score: float
-    whole_image: WholeImage = WholeImage.always
-    top_k: int = 5
-    nms_iou: float = 0.05
-    max_objects: int = 20
-    include_unknown: bool = True
-    sliding_windows: bool = False
-    window_scales: tuple[float, ...] = (0.35, 0.5, 0.7)
+    whole_image: WholeImage
+    top_k: int
+    nms_iou: float
+    max_objects: int
+    include_unknown: bool
+    sliding_windows: bool
+    window_scales: tuple[float, ...]
+
+    @classmethod
+    def resolve(cls, settings: PipelineSettings, detector: DetectorDefaults | None = None,
+                embedder: EmbedderDefaults | None = None) -> RecognizeOptions:
+        """Settings override the manifests; a missing manifest section means PP-ShiTu's values."""
+        detector = detector or DetectorDefaults()
+        embedder = embedder or EmbedderDefaults()
+        return cls(
+            detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
+            max_detections=int(_first(settings.max_detections, detector.max_detections)),
+            min_score=_first(settings.min_score, embedder.match_threshold),
+            whole_image=settings.whole_image,
+            top_k=settings.top_k,
+            nms_iou=settings.nms_iou,
+            max_objects=settings.max_objects,
+            include_unknown=settings.include_unknown,
+            sliding_windows=settings.sliding_windows,
+            window_scales=settings.window_scales,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +80,8 @@ class Recognizer:
     def default_options(self, settings: PipelineSettings) -> RecognizeOptions:
         """Settings override the manifests; the manifests hold each model's own thresholds."""
         # Without a detector its two numbers are never used; PP-ShiTu's values only fill the fields.
-        detector = (self.detector.manifest.detector if self.detector else None) or DetectorDefaults()
-        embedder = self.embedder.manifest.embedder or EmbedderDefaults()
-        return RecognizeOptions(
-            detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
-            max_detections=int(_first(settings.max_detections, detector.max_detections)),
-            min_score=_first(settings.min_score, embedder.match_threshold),
-            whole_image=settings.whole_image,
-            top_k=settings.top_k,
-            nms_iou=settings.nms_iou,
-            max_objects=settings.max_objects,
-            sliding_windows=settings.sliding_windows,
-            window_scales=settings.window_scales,
-        )
+        detector = self.detector.manifest.detector if self.detector else None
+        return RecognizeOptions.resolve(settings, detector, self.embedder.manifest.embedder)
 
     def recognize(self, image: RGBImage, options: RecognizeOptions, search: Search) -> Recognition:
         timings: dict[str, float] = {}
@@ -129,10 +138,10 @@ class Recognizer:
 
 
 def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,
-                    max_pixels: int, max_side_px: int) -> Recognition:
+                    limits: DecodeLimits) -> Recognition:
     """Decode (with the size guards) and recognize; the decode time joins the stage timings."""
     clock = time.perf_counter()
-    image = decode_image(data, max_pixels=max_pixels, max_side_px=max_side_px)
+    image = decode_image(data, limits)
     decode_ms = _elapsed_ms(clock)
     result = recognizer.recognize(image.pixels, options, search)
     return replace(result, timings_ms={"decode_ms": decode_ms, **result.timings_ms})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,9 +40,8 @@ def gallery(tmp_path: Path, recognizer: Recognizer) -> Iterator[Gallery]:
     opened.close()
 
 
-def _options(recognizer: Recognizer, **changes: object) -> RecognizeOptions:
-    defaults = recognizer.default_options(PipelineSettings())
-    return RecognizeOptions(**{**{name: getattr(defaults, name) for name in defaults.__slots__}, **changes})
+def _options(recognizer: Recognizer, **changes: Any) -> RecognizeOptions:
+    return replace(recognizer.default_options(PipelineSettings()), **changes)
 
 
 def test_defaults_come_from_the_manifests(recognizer: Recognizer) -> None:
