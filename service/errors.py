@@ -86,21 +86,3 @@ class GalleryError(ServiceError):
 class RequestTimeout(ServiceError):
     code = "timeout"
     status = 504
-
-
-ERROR_TYPES: tuple[type[ServiceError], ...] = (
-    ServiceError,
-    InvalidRequest,
-    InvalidImage,
-    UnsupportedMediaType,
-    PayloadTooLarge,
-    ImageTooLarge,
-    ItemNotFound,
-    ImageNotFound,
-    LabelConflict,
-    Overloaded,
-    NotReady,
-    ModelError,
-    GalleryError,
-    RequestTimeout,
-)

@@ -63,7 +63,7 @@ def stored_image_embedder(embedder: Embedder, limits: LimitsSettings) -> EmbedFu
     def embed(pairs: list[tuple[bytes, Box | None]]) -> NDArray[np.float32]:
         crops = []
         for data, box in pairs:
-            pixels = decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels
+            pixels = decode_image(data, limits.decode).pixels
             crops.append(crop(pixels, box) if box else pixels)
         return embedder.embed(crops)
 

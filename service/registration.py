@@ -36,7 +36,7 @@ class Registration:
 def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
              limits: LimitsSettings, options: RecognizeOptions) -> Enrolment:
     request = request.checked()
-    image = decode_image(request.data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px)
+    image = decode_image(request.data, limits.decode)
     box, embedding = recognizer.enrolment_embedding(
         image.pixels,
         box=request.box,

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from service.box import Box
+from service.config import DecodeLimits
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 from service.inference.manifest import Interpolation, Preprocess
 
@@ -52,7 +53,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, *, max_pixels: int, max_side_px: int) -> DecodedImage:
+def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
     """Check the container and its declared size before decoding, so bombs cost no memory."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
@@ -62,9 +63,9 @@ def decode_image(data: bytes, *, max_pixels: int, max_side_px: int) -> DecodedIm
     width, height = _declared_size(data, kind)
     if width <= 0 or height <= 0:
         raise InvalidImage(f"the image declares a size of {width}x{height} pixels")
-    if width * height > max_pixels or max(width, height) > max_side_px:
+    if width * height > limits.max_pixels or max(width, height) > limits.max_side_px:
         raise ImageTooLarge(
-            f"{width}x{height} pixels is over the limit ({max_pixels} pixels, {max_side_px} px a side)",
+            f"{width}x{height} pixels is over the limit ({limits.max_pixels} pixels, {limits.max_side_px} px a side)",
             width=width,
             height=height,
         )

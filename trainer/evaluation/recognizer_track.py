@@ -86,4 +86,4 @@ def embed_entries(embedder: Embedder, entries: list[ListEntry], limits: LimitsSe
 
 
 def read_pixels(data: bytes, limits: LimitsSettings) -> NDArray[np.uint8]:
-    return decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels
+    return decode_image(data, limits.decode).pixels

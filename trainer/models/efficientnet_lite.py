@@ -32,7 +32,6 @@ BLOCK_CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
 BLOCK_GROUP_BOUNDS = tuple(itertools.accumulate((repeats for repeats, *_ in BLOCK_CONFIG), initial=0))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-IMAGENET_CLASSES = 1000
 # TF BatchNorm defaults the checkpoint was trained with: epsilon 1e-3, torch momentum 0.01.
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99

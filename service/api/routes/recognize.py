@@ -36,9 +36,8 @@ async def recognize(
                             min_score=min_score, whole_image=whole_image, top_k=top_k, max_objects=max_objects,
                             include_unknown=include_unknown, sliding_windows=sliding_windows)
     data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
-    limits = state.settings.limits
     work = partial(recognize_bytes, data=data, options=options, search=state.gallery.search,
-                   max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px)
+                   limits=state.settings.limits.decode)
     async with state.admission():
         result = await state.infer(work)
     embedder_id, detector_id = state.model_ids
