@@ -36,7 +36,9 @@ class ServiceState:
         return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
 
     def options(self, **overrides: object) -> RecognizeOptions:
-        return replace(self.defaults, **{name: value for name, value in overrides.items() if value is not None})
+        given = {name: value for name, value in overrides.items() if value is not None}
+        options = self.defaults.with_min_score(given.pop("min_score")) if "min_score" in given else self.defaults
+        return replace(options, **given)
 
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:

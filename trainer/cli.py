@@ -20,7 +20,9 @@ data_app = typer.Typer(help="Generate datasets.")
 def export_det(
     weights: Path | None = typer.Option(None, help="PicoDet .pdparams (PaddleDetection or ours); none: untrained"),
     out: Path = typer.Option(..., help="model directory to write"),
-    arch: str = typer.Option("picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35"),
+    arch: str = typer.Option(
+        "picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35 | picodet_efficientnet_lite0"
+    ),
     input_size: int = typer.Option(640, help="square input side, a multiple of 32"),
     labels: str = typer.Option("foreground", help="comma-separated class names, in class-id order"),
     name: str = typer.Option("picodet_lcnet_mainbody", help="model name written to manifest.json"),
