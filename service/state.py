@@ -37,7 +37,9 @@ class ServiceState:
 
     def options(self, **overrides: Any) -> RecognizeOptions:
         """The defaults with a request's given fields (``None``: not given)."""
-        return replace(self.defaults, **{name: value for name, value in overrides.items() if value is not None})
+        given = {name: value for name, value in overrides.items() if value is not None}
+        options = self.defaults.with_min_score(given.pop("min_score")) if "min_score" in given else self.defaults
+        return replace(options, **given)
 
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:

@@ -20,7 +20,9 @@ data_app = typer.Typer(help="Generate datasets.")
 def export_det(
     weights: Path | None = typer.Option(None, help="PicoDet .pdparams (PaddleDetection or ours); none: untrained"),
     out: Path = typer.Option(..., help="model directory to write"),
-    arch: str = typer.Option("picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35"),
+    arch: str = typer.Option(
+        "picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35 | picodet_efficientnet_lite0"
+    ),
     input_size: int = typer.Option(640, help="square input side, a multiple of 32"),
     labels: str = typer.Option("foreground", help="comma-separated class names, in class-id order"),
     name: str = typer.Option("picodet_lcnet_mainbody", help="model name written to manifest.json"),
@@ -143,6 +145,8 @@ def data_synth(
     gallery_views: int = typer.Option(2, min=1, max=3, help="gallery views per class: clean card + light augmentation"),
     scene_size: int = typer.Option(512, min=64, help="square scene side in pixels"),
     open_set_share: float = typer.Option(0.2, min=0.0, max=0.9, help="val/test brands kept out of the gallery"),
+    shelf_share: float = typer.Option(0.3, min=0.0, help="dense shelf scenes (5-30 products) per standard scene"),
+    empty_share: float = typer.Option(0.1, min=0.0, help="scenes without any product per standard scene"),
     workers: int = typer.Option(0, min=0, help="worker processes (0: one per CPU); the output does not depend on it"),
     assets: Path | None = typer.Option(None, help="npm asset prefix (default: .cache/assets or $SHITU_ASSETS_DIR)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier dataset in --out"),
@@ -152,7 +156,7 @@ def data_synth(
 
     run_synth(
         out, seed, classes, scenes_per_class, difficulty, knobs, gallery_views, scene_size, open_set_share, workers,
-        assets, overwrite,
+        assets, overwrite, shelf_share=shelf_share, empty_share=empty_share,
     )
 
 

@@ -39,6 +39,9 @@ class RecognizeOptions:
     include_unknown: bool
     sliding_windows: bool
     window_scales: tuple[float, ...]
+    # The embedder manifest's calibrated min_score per candidate source; an explicit min_score (settings or
+    # request) replaces them all.
+    source_min_scores: tuple[tuple[ObjectSource, float], ...]
 
     @classmethod
     def resolve(cls, settings: PipelineSettings, detector: DetectorDefaults | None = None,
@@ -46,6 +49,7 @@ class RecognizeOptions:
         """Settings override the manifests; a missing manifest section means PP-ShiTu's values."""
         detector = detector or DetectorDefaults()
         embedder = embedder or EmbedderDefaults()
+        by_source = () if settings.min_score is not None else tuple(embedder.source_match_thresholds.items())
         return cls(
             detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
             max_detections=int(_first(settings.max_detections, detector.max_detections)),
@@ -57,7 +61,15 @@ class RecognizeOptions:
             include_unknown=settings.include_unknown,
             sliding_windows=settings.sliding_windows,
             window_scales=settings.window_scales,
+            source_min_scores=by_source,
         )
+
+    def min_score_for(self, source: ObjectSource) -> float:
+        return next((score for known, score in self.source_min_scores if known is source), self.min_score)
+
+    def with_min_score(self, min_score: float) -> RecognizeOptions:
+        """One threshold for every source (what a request's or the settings' min_score means)."""
+        return replace(self, min_score=min_score, source_min_scores=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +161,8 @@ def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptio
 
 def _results(candidates: list[Candidate], matches: list[list[GalleryMatch]],
              options: RecognizeOptions) -> list[RecognizedObject]:
-    known = [index for index, row in enumerate(matches) if row and row[0].score >= options.min_score]
+    known = [index for index, row in enumerate(matches)
+             if row and row[0].score >= options.min_score_for(candidates[index].source)]
     kept_known = [known[i] for i in suppress([candidates[i].box for i in known],
                                              [matches[i][0].score for i in known], iou_threshold=options.nms_iou)]
     objects = [_recognized(candidates[i], matches[i], matched=True) for i in kept_known]

