@@ -39,12 +39,13 @@ def list_models(store: Path | None = _STORE_OPTION) -> None:
 
     from service.config import get_settings
     from service.registry.known import KNOWN_MODELS
-    from service.registry.terminal import models_table, store_table
+    from service.registry.terminal import MODEL_COLUMNS, STORE_COLUMNS, model_rows, print_table, store_rows
 
     store = store or get_settings().models.store
     console = Console()
-    console.print(models_table(KNOWN_MODELS.values(), store))
-    console.print(store_table(store))
+    print_table(console, f"Known models (store: {store})", MODEL_COLUMNS, model_rows(KNOWN_MODELS.values(), store))
+    print_table(console, "In the store (values for SHITU_MODELS__EMBEDDER / SHITU_MODELS__DETECTOR)", STORE_COLUMNS,
+                store_rows(store))
 
 
 @models_app.command("pull")
@@ -62,6 +63,35 @@ def pull_model(
 
     code = pull_command(name, store or get_settings().models.store, url, force, Console())
     raise typer.Exit(code)
+
+
+@models_app.command("manifest")
+def write_manifest(
+    model_dir: Path = typer.Argument(..., exists=True, file_okay=False,
+                                     help="a plain PaddleClas/PaddleDetection export"),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                       help="the training YAML the model was exported with (tools/export_model.py -c)"),
+    preset: str | None = typer.Option(None, help="ppshituv2-rec | ppshituv2-det: PP-ShiTuV2's preprocessing"),
+    name: str | None = typer.Option(None, help="model name (default: the directory's name)"),
+    version: str = typer.Option("0", help="model version"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing manifest.json"),
+) -> None:
+    """Write manifest.json for an export that has none (no inference.yml / infer_cfg.yml), so the service loads it."""
+    from service.config import get_settings
+    from service.errors import ModelError
+    from service.inference.manifest import ManifestError
+    from service.registry.describe import describe_plain_export
+
+    try:
+        manifest = describe_plain_export(model_dir, get_settings().runtime, preset=preset, config=config, name=name,
+                                         version=version, overwrite=overwrite)
+    except (ManifestError, ModelError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    size = "x".join(str(side) for side in manifest.preprocess.size)
+    typer.echo(f"wrote {model_dir / 'manifest.json'}: {manifest.kind.value} {manifest.model_id}, {size} "
+               f"{manifest.preprocess.interpolation.value}" + (f", {manifest.embedding_dim}-d" if manifest.embedding_dim
+                                                                else ""))
 
 
 def main() -> None:
@@ -118,7 +148,11 @@ def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
 def gallery_import(
     list_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="PaddleClas list: path<TAB>label"),
     root: Path = typer.Option(None, "--root", help="directory the listed paths are relative to (default: the list's)"),
-    detect: bool = typer.Option(True, help="crop the main object with the detector before embedding"),
+    detect: bool = typer.Option(
+        False, "--detect/--whole-image",
+        help="--whole-image (default) embeds each whole image, as PaddleClas's gallery builder does, so the same "
+        "list gives PaddleClas's index; --detect crops the best detection first (as POST /gallery does)",
+    ),
 ) -> None:
     """Register every image of a PaddleClas gallery list file (the service must not be running on this gallery)."""
     from rich.progress import Progress
@@ -133,6 +167,12 @@ def gallery_import(
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     embedder = recognizer.embedder
     gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    if detect and recognizer.detector is None:
+        typer.echo("--detect: no detector is configured (SHITU_MODELS__DETECTOR), so whole images are embedded")
+    elif detect:
+        typer.echo("embedding the best detection of each image (--detect)")
+    else:
+        typer.echo("embedding whole images, as PaddleClas's gallery builder (--detect crops the best detection)")
     try:
         with Progress() as progress:
             task = progress.add_task("registering", total=len(entries))

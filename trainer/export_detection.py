@@ -1,10 +1,11 @@
-"""Export a PicoDet to a Paddle Inference model with the released main-body detector's contract.
+"""Export a PicoDet to a Paddle Inference model with PaddleDetection's PicoDet export contract.
 
-Inputs ``image`` [N,3,S,S], ``im_shape`` [N,2] (resized h, w) and ``scale_factor`` [N,2] (S/h, S/w);
-outputs by position: 0 = ``bbox`` [M,6] rows (class, score, x1, y1, x2, y2) in original-image pixels,
-sorted by score per image, and 1 = ``bbox_num`` [N] int32. Score threshold and NMS run inside the graph
-with PaddleDetection's PicoDet settings. Beside the program: ``infer_cfg.yml`` (PaddleDetection's
-deploy config, for tools that read it) and our ``manifest.json`` (what the service reads).
+Inputs ``image`` [N,3,S,S] and ``scale_factor`` [N,2] (S/h, S/w), as PaddleDetection's exports (no ``im_shape``:
+nothing is clipped to the input frame, so the graph does not need it). Outputs by position: 0 = ``bbox`` [M,6]
+rows (class, score, x1, y1, x2, y2) in original-image pixels, not clipped to the image, sorted by score per image;
+1 = ``bbox_num`` [N] int32. Score threshold and NMS run inside the graph with PaddleDetection's PicoDet settings.
+Beside the program: ``infer_cfg.yml`` (PaddleDetection's deploy config, for tools that read it) and our
+``manifest.json`` (what the service reads).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from service.inference.manifest import DetectorDefaults, Interpolation, ModelKin
 from trainer.models.picodet import SIZE_MULTIPLE, PicoDet
 
 PROGRAM_STEM = "inference"
-INPUT_NAMES = ("image", "im_shape", "scale_factor")
+INPUT_NAMES = ("image", "scale_factor")
 CV2_INTER_CUBIC = 2
 
 
@@ -38,22 +39,18 @@ class NmsSettings:
 
 
 class DetectorWithPostProcess(nn.Layer):
-    """The network plus decoding, per-level top-k, clipping, rescaling and multi-class NMS."""
+    """The network plus decoding, per-level top-k, rescaling to the original image and multi-class NMS."""
 
     def __init__(self, model: PicoDet, nms: NmsSettings) -> None:
         super().__init__()
         self.model = model
         self.nms = nms
 
-    def forward(
-        self, image: paddle.Tensor, im_shape: paddle.Tensor, scale_factor: paddle.Tensor
-    ) -> tuple[paddle.Tensor, paddle.Tensor]:
+    def forward(self, image: paddle.Tensor, scale_factor: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         scores, boxes = self.model.head.decode_levels(*self.model(image))
         scores, boxes = _top_anchors_per_level(scores, boxes, self.nms.nms_pre)
-        # im_shape and scale_factor are (y, x); boxes are (x1, y1, x2, y2).
-        height_width = im_shape.unsqueeze(1)
-        upper = paddle.concat([height_width[:, :, 1:], height_width[:, :, :1]] * 2, axis=-1)
-        boxes = paddle.minimum(paddle.maximum(boxes, paddle.zeros_like(boxes)), upper)
+        # No clipping before NMS, as PaddleDetection's PicoHead.post_process: clipped boxes overlap more, and
+        # another set would survive. The service clips where it crops. scale_factor is (y, x), boxes x1y1x2y2.
         factor = scale_factor.unsqueeze(1)
         boxes = boxes / paddle.concat([factor[:, :, 1:], factor[:, :, :1]] * 2, axis=-1)
         # Paddle has no public multi-class NMS API; this is the op PaddleDetection's exports carry.
@@ -132,7 +129,6 @@ def export_detector(
     specs = [
         InputSpec([None, 3, input_size, input_size], "float32", INPUT_NAMES[0]),
         InputSpec([None, 2], "float32", INPUT_NAMES[1]),
-        InputSpec([None, 2], "float32", INPUT_NAMES[2]),
     ]
     try:
         paddle.jit.save(DetectorWithPostProcess(model, nms), str(out_dir / PROGRAM_STEM), input_spec=specs)

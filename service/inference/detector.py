@@ -1,4 +1,4 @@
-"""Main-body detector: PicoDet exports with the PaddleDetection contract (image, im_shape, scale_factor → [M, 6])."""
+"""Main-body detector: PicoDet exports with the PaddleDetection contract (image, [im_shape,] scale_factor → [M, 6])."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Detector:
         resized, (scale_y, scale_x) = resize(image, self.manifest.preprocess)
         return {
             "image": normalize(resized, self.manifest.preprocess)[np.newaxis],
-            # im_shape is the RESIZED shape and scale_factor is (y, x): the model divides boxes by it.
+            # im_shape (older exports only) is the RESIZED shape; scale_factor is (y, x): the model divides boxes by it.
             "im_shape": np.array([resized.shape[:2]], dtype=np.float32),
             "scale_factor": np.array([[scale_y, scale_x]], dtype=np.float32),
         }

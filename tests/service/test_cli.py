@@ -29,8 +29,8 @@ def test_import_twice_then_export_round_trips_labels(environment: dict[str, str]
     list_file.write_text("\n".join([*lines, "broken.jpg\tbroken"]) + "\n", encoding="utf-8")
     runner = CliRunner()
 
-    first = runner.invoke(app, ["gallery", "import", str(list_file), "--no-detect"], env=environment)
-    second = runner.invoke(app, ["gallery", "import", str(list_file), "--no-detect"], env=environment)
+    first = runner.invoke(app, ["gallery", "import", str(list_file), "--whole-image"], env=environment)
+    second = runner.invoke(app, ["gallery", "import", str(list_file), "--whole-image"], env=environment)
     exported = runner.invoke(app, ["gallery", "export", str(tmp_path / "out")], env=environment)
 
     assert first.exit_code == 1 and "added 3, unchanged 0, failed 1" in first.output
@@ -56,13 +56,39 @@ def test_a_new_embedder_needs_reembed_then_the_gallery_opens(environment: dict[s
     manifest = json.loads((upgraded / "manifest.json").read_text())
     (upgraded / "manifest.json").write_text(json.dumps({**manifest, "version": "2"}))
     runner = CliRunner()
-    runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=environment)
+    runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--whole-image"], env=environment)
     with_upgrade = {**environment, "SHITU_MODELS__EMBEDDER": str(upgraded)}
 
-    refused = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=with_upgrade)
+    refused = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--whole-image"], env=with_upgrade)
     redone = runner.invoke(app, ["gallery", "reembed"], env=with_upgrade)
-    after = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--no-detect"], env=with_upgrade)
+    after = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--whole-image"], env=with_upgrade)
 
     assert refused.exit_code != 0 and "reembed" in str(refused.exception)
     assert redone.exit_code == 0 and "re-embedded 1 images with efficientnet-lite0-imagenet@2" in redone.output
     assert after.exit_code == 0 and "added 0, unchanged 1, failed 0" in after.output
+
+
+def test_import_says_its_mode_and_detect_crops_the_best_detection(environment: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    """Whole images by default (PaddleClas's gallery builder); ``--detect`` embeds the best detection's crop."""
+    import json
+    import sqlite3
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(encode(coffee()))
+    (photos / "list.txt").write_text("a.jpg\tcoffee\n", encoding="utf-8")
+    runner = CliRunner()
+    whole = runner.invoke(app, ["gallery", "import", str(photos / "list.txt")], env=environment)
+    detected_env = {**environment, "SHITU_GALLERY__PATH": str(tmp_path / "gallery-detect")}
+    detected = runner.invoke(app, ["gallery", "import", str(photos / "list.txt"), "--detect"], env=detected_env)
+
+    assert whole.exit_code == 0 and "embedding whole images, as PaddleClas" in whole.output
+    assert detected.exit_code == 0 and "embedding the best detection" in detected.output
+    boxes = []
+    for gallery in (tmp_path / "gallery", tmp_path / "gallery-detect"):
+        with sqlite3.connect(gallery / "gallery.db") as connection:
+            (box,) = connection.execute("SELECT box FROM images").fetchone()
+            boxes.append(None if box is None else json.loads(box))
+    assert boxes[0] is None  # the store's "whole image"
+    assert boxes[1] is not None and boxes[1][2] - boxes[1][0] < coffee().shape[1]
