@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -104,7 +105,7 @@ def resize(pixels: RGBImage, preprocess: Preprocess) -> tuple[RGBImage, tuple[fl
         resized = cv2.resize(pixels, None, fx=scale_x, fy=scale_y, interpolation=interpolation)
     else:
         resized = cv2.resize(pixels, (target_width, target_height), interpolation=interpolation)
-    return resized, (scale_y, scale_x)
+    return cast(RGBImage, resized), (scale_y, scale_x)
 
 
 def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:

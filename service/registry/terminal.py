@@ -29,7 +29,7 @@ STORE_COLUMNS = ("directory", "model", "architecture")
 
 
 def model_rows(models: Iterable[KnownModel], store: Path) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for model in models:
         installed = str(model.install_path(store)) if model.is_installed(store) else "no"
         checksum = model.sha256[:12] if model.sha256 else "unknown"
@@ -47,7 +47,7 @@ def _describe(model_dir: Path) -> tuple[str, str]:
 
 def store_rows(store: Path) -> list[tuple[str, ...]]:
     """Every model directory of the store, by the name the ``SHITU_MODELS__*`` settings take."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for kind in (ArtifactKind.embedder, ArtifactKind.detector):
         for model_dir in sorted(path for path in (store / kind.value).glob("*") if path.is_dir()):
             rows.append((f"{kind.value}/{model_dir.name}", *_describe(model_dir)))

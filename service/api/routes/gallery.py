@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from service.api.deps import StateDep
+from service.api.errors import documented_errors
 from service.api.schemas import (
     EnrolmentResponse,
-    ErrorResponse,
     ImageDeleted,
     ImagePublic,
     ItemDeleted,
@@ -23,7 +23,7 @@ from service.registration import Registration, register
 from service.state import ServiceState
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
-ERRORS = {code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422, 429, 503)}
+ERRORS = documented_errors(404, 409, 413, 415, 422, 429, 503)
 DetectField = Annotated[bool | None, Form(description="crop the main object first (default: on with a detector)")]
 BboxField = Annotated[str | None, Form(description="x1,y1,x2,y2: embed this region instead of detecting")]
 

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from service.api.deps import StateDep
-from service.api.schemas import ErrorResponse, ModelIds, RecognizeResponse
+from service.api.errors import documented_errors
+from service.api.schemas import ModelIds, RecognizeResponse
 from service.api.uploads import read_upload
 from service.config import WholeImage
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
-ERRORS = {status: {"model": ErrorResponse} for status in (413, 415, 422, 429, 503, 504)}
+ERRORS = documented_errors(413, 415, 422, 429, 503, 504)
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)
