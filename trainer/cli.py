@@ -29,7 +29,7 @@ def export_det(
     version: str = typer.Option("1", help="model version written to manifest.json"),
 ) -> None:
     """Export the PicoDet main-body detector (NMS inside) for the service."""
-    from trainer.export_detection import export_detector
+    from trainer.detection.export import export_detector
     from trainer.models.picodet import build_picodet_architecture, load_picodet_checkpoint
 
     label_list = [label.strip() for label in labels.split(",") if label.strip()]
@@ -72,8 +72,8 @@ def export_rec(
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
-    from trainer.export_recognition import export_imagenet_embedder, export_recognition_checkpoint
     from trainer.models import ARCHITECTURES
+    from trainer.recognition.export import export_imagenet_embedder, export_recognition_checkpoint
 
     if arch not in ARCHITECTURES:
         raise typer.BadParameter(f"choose one of {', '.join(ARCHITECTURES)}", param_hint="--arch")
@@ -110,7 +110,7 @@ def train_rec(
     ),
 ) -> None:
     """Fine-tune the recognition model (PP-ShiTuV2 recipe), keep the best by recall@1, export it."""
-    from trainer.recognition_command import run_train_recognition
+    from trainer.recognition.command import run_train_recognition
 
     run_train_recognition(config, overrides, resume)
 

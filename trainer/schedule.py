@@ -15,9 +15,9 @@ from paddle import nn
 from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L2Decay
 
-from trainer.config import OptimizerConfig
 from trainer.models.efficientnet_lite import BLOCK_GROUP_BOUNDS, EfficientNetLite0
 from trainer.models.pplcnetv2 import PPLCNetV2Backbone
+from trainer.recognition.config import OptimizerConfig
 
 Stage = list[nn.Layer]
 

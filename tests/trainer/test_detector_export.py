@@ -17,7 +17,7 @@ from service.inference.models import load_detector
 from service.inference.paddle_configs import manifest_from_paddle_config
 from service.inference.runtime import PaddleModel
 from tests.trainer.detector_weights import detector_input, fill_state
-from trainer.export_detection import NmsSettings, export_detector
+from trainer.detection.export import NmsSettings, export_detector
 from trainer.models.picodet import PicoDet, build_picodet
 
 SMALL_SIZE = 320

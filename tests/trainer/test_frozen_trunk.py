@@ -9,10 +9,10 @@ import paddle
 import pytest
 
 from tests.trainer.recognition_helpers import make_shapes_dataset
-from trainer.config import load_config
 from trainer.frozen_trunk import FrozenTrunk
 from trainer.models.recognition import build_recognition_model
-from trainer.train_recognition import RecognitionTrainer, TrainResult
+from trainer.recognition.config import load_config
+from trainer.recognition.train import RecognitionTrainer, TrainResult
 
 REPO = Path(__file__).resolve().parents[2]
 CI_CONFIG = REPO / "trainer" / "configs" / "recognition_ci.yaml"

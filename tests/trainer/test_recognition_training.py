@@ -16,11 +16,11 @@ from service.inference.models import load_embedder
 from shitu.cli import app
 from tests.trainer.recognition_helpers import CLASSES, PER_CLASS, make_shapes_dataset
 from trainer.checkpoint import read_pdparams
-from trainer.config import load_config
 from trainer.models.recognition import build_recognition_model
-from trainer.recognition_evaluation import build_evaluation, evaluate
-from trainer.train_recognition import RecognitionTrainer, TrainResult
-from trainer.training_state import MODEL_FILE, read_progress, resolve_checkpoint
+from trainer.recognition.checkpoints import MODEL_FILE, read_progress, resolve_checkpoint
+from trainer.recognition.config import load_config
+from trainer.recognition.evaluate import build_evaluation, evaluate
+from trainer.recognition.train import RecognitionTrainer, TrainResult
 
 pytestmark = pytest.mark.slow
 

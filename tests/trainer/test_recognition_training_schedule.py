@@ -11,8 +11,8 @@ import pytest
 from paddle import nn
 from paddle.regularizer import L2Decay
 
-from trainer.config import OptimizerConfig, TrainRecognitionConfig, load_config
 from trainer.models.pplcnetv2 import PPLCNetV2Backbone
+from trainer.recognition.config import OptimizerConfig, TrainRecognitionConfig, load_config
 from trainer.schedule import (
     WarmupCosine,
     backbone_stages,

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shitu.cli import app
-from trainer.data.labels import read_label_list
+from trainer.recognition.data.labels import read_label_list
 from trainer.synth.assets import SHIPPABLE_LICENCES, default_assets_dir
 from trainer.synth.demo import EMOJI_PRODUCTS, LOGO_PRODUCTS, QUERY_COUNT
 

@@ -27,11 +27,11 @@ from trainer.detection.coco import CocoDetectionDataset
 from trainer.detection.config import TrainDetectionConfig
 from trainer.detection.ema import ModelEMA
 from trainer.detection.evaluate import evaluate_detections
+from trainer.detection.export import export_detector
 from trainer.detection.loader import TrainBatchLoader
 from trainer.detection.losses import LossWeights, PicoDetLoss
 from trainer.detection.predict import predict_dataset
 from trainer.detection.setup import build_model, build_optimizer, freeze_trunk, picodet_learning_rate
-from trainer.export_detection import export_detector
 from trainer.frozen_trunk import FrozenTrunk, network_input
 from trainer.models.picodet import PicoDet
 from trainer.schedule import set_training_mode

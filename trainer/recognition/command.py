@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from trainer.config import load_config
-from trainer.training_state import resolve_checkpoint
+from trainer.recognition.checkpoints import resolve_checkpoint
+from trainer.recognition.config import load_config
 
 
 def run_train_recognition(config_path: Path, overrides: list[str], resume: Path | None) -> None:
@@ -21,7 +21,7 @@ def run_train_recognition(config_path: Path, overrides: list[str], resume: Path 
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every CPU feature it probes
-    from trainer.train_recognition import train_recognition  # imports faiss: after the line above
+    from trainer.recognition.train import train_recognition  # imports faiss: after the line above
 
     checkpoint = resolve_checkpoint(resume) if resume is not None else None
     columns = (
