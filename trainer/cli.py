@@ -105,14 +105,12 @@ def train_rec(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set optimizer.base_lr=0.01 (repeatable)"
     ),
-    resume: Path | None = typer.Option(
-        None, "--resume", exists=True, help="checkpoint directory, or a run directory to continue its newest"
-    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in <output>/checkpoints"),
 ) -> None:
     """Fine-tune the recognition model (PP-ShiTuV2 recipe), keep the best by recall@1, export it."""
     from trainer.recognition.command import run_train_recognition
 
-    run_train_recognition(config, overrides, resume)
+    run_train_recognition(config, overrides, resume=resume)
 
 
 @train_app.command("det")
@@ -121,7 +119,8 @@ def train_det(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set train.epochs=10 (repeatable)"
     ),
-    resume: bool = typer.Option(False, "--resume", help="continue from <train.output_dir>/checkpoints/last.*"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in "
+                                "<train.output_dir>/checkpoints"),
     preview: Path | None = typer.Option(
         None, "--preview", dir_okay=False, help="only write augmented training samples with their boxes to this PNG"
     ),

@@ -11,7 +11,7 @@ import pytest
 from tests.trainer.recognition_helpers import make_shapes_dataset
 from trainer.frozen_trunk import FrozenTrunk
 from trainer.models.recognition import build_recognition_model
-from trainer.recognition.config import load_config
+from trainer.recognition.config import load_recognition_config
 from trainer.recognition.train import RecognitionTrainer, TrainResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,8 @@ def test_training_with_the_inference_trunk_follows_the_dygraph_run(tmp_path: Pat
 
     def run(runtime: str) -> TrainResult:
         overrides = [f"data.root={data}", f"output={tmp_path / runtime}", "max_iterations=3"]
-        trainer = RecognitionTrainer(load_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"]))
+        config = load_recognition_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"])
+        trainer = RecognitionTrainer(config)
         assert (trainer.trunk is not None) == (runtime == "inference")
         return trainer.train()
 
