@@ -43,8 +43,8 @@ def export_det(
             typer.echo(str(error), err=True)
             raise typer.Exit(1) from error
     provenance = {"weights": str(weights) if weights else "untrained", "architecture": arch}
-    options = {"name": name, "version": version, "input_size": input_size, "labels": label_list}
-    manifest = export_detector(model, out, **options, provenance=provenance, architecture=arch)
+    manifest = export_detector(model, out, name=name, version=version, input_size=input_size, labels=label_list,
+                               provenance=provenance, architecture=arch)
     typer.echo(f"exported {manifest.model_id} ({arch}, {input_size}x{input_size}) to {out}")
 
 

@@ -155,7 +155,7 @@ class RecognitionTrainer:
         data = self.config.data
         weights = identity_weights(self.train_set.num_classes, data.upweight_ranges, data.upweight_ratio)
         sampler = PKSampler(
-            self.train_set.labels,
+            self.train_set.labels.tolist(),
             self.config.batch_size,
             self.config.images_per_id,
             id_weights=weights,

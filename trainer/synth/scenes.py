@@ -102,7 +102,7 @@ def object_homography(
     warp = np.diag([scale, scale, 1.0]) @ warp
     projected = _project(warp, corners)
     low, high = projected.min(axis=0), projected.max(axis=0)
-    best, best_overlap = None, np.inf
+    best, best_overlap = np.zeros(2), np.inf  # the first try always replaces it
     for _ in range(PLACEMENT_TRIES):
         offset = rng.uniform(0, np.maximum(scene_size - (high - low) - 1, 0)) - low
         box = (*(low + offset), *(high - low))
@@ -125,7 +125,8 @@ def paste(canvas: np.ndarray, rgba: np.ndarray, homography: np.ndarray, shadow: 
     warped_colour = cv2.warpPerspective(premultiplied, homography, (width, height), **flags)
     if shadow is not None:
         shift, sigma, strength = shadow
-        moved = cv2.warpAffine(warped_alpha, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (width, height))
+        translation = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], dtype=np.float32)
+        moved = cv2.warpAffine(warped_alpha, translation, (width, height))
         canvas *= (1.0 - strength * cv2.GaussianBlur(moved, (0, 0), sigma))[..., None]
     canvas *= (1.0 - warped_alpha)[..., None]
     canvas += warped_colour
