@@ -34,6 +34,8 @@ from trainer.synth.dataset import synthesize
 from trainer.synth.demo import build_demo
 from trainer.synth.generator import SynthOptions
 
+pytestmark = pytest.mark.slow  # a synth dataset, a training run and the shipped models (minutes)
+
 STORE = Path(__file__).resolve().parents[1] / "model_store"
 DEFAULT_EMBEDDER = STORE / "embedder" / "default"
 BENCHMARK = SynthOptions(seed=1, classes=400, scenes_per_class=2)

@@ -176,6 +176,7 @@ def test_service_loads_export_and_detects(small_model: PicoDet, small_export: Pa
     assert all(0 <= d.box.x1 <= d.box.x2 <= width and 0 <= d.box.y1 <= d.box.y2 <= height for d in detections)
 
 
+@pytest.mark.slow  # the x2.5 detector at 640, twice
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
 def test_x2_5_export_equals_paddledetection_post_process(tmp_path: Path, parity_dir: Path, onednn: bool) -> None:
     """The official architecture at 640 with the parity weights: boxes reaching past the border stay unclipped,

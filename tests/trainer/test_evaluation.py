@@ -14,6 +14,8 @@ from shitu.cli import app
 from tests.trainer.evaluation_benchmark import ABSENT, KNOWN, write_benchmark
 from trainer.evaluation.report import CURVE_FILE, FAILURES_FILE, JSON_FILE, MARKDOWN_FILE
 
+pytestmark = pytest.mark.slow  # shitu eval over a generated benchmark
+
 
 @pytest.fixture(scope="module")
 def evaluated(model_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:

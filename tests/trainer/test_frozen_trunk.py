@@ -43,6 +43,7 @@ def test_a_trunk_covers_one_to_all_stages(tmp_path: Path) -> None:
         FrozenTrunk(model, 9, 64, tmp_path, threads=1)
 
 
+@pytest.mark.slow  # two training runs
 def test_training_with_the_inference_trunk_follows_the_dygraph_run(tmp_path: Path) -> None:
     data = make_shapes_dataset(tmp_path / "data")
 
