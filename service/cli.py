@@ -28,6 +28,7 @@ def register(target: typer.Typer) -> None:
     target.registered_commands += app.registered_commands
     target.registered_groups += app.registered_groups
 
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STORE_OPTION = typer.Option(None, "--store", help="model store directory (default: SHITU_MODELS__STORE)")
 
