@@ -3,7 +3,8 @@
 Each checkout runs in its own worker process with the same exported models (seeded random weights, the x2.5
 detector at 640 with its class bias at 0 so boxes pass, PPLCNetV2_base), and the driver alternates short bursts
 between the two, so both see the same machine load; a sequential A-then-B run on a shared machine mostly measures
-the neighbours. Prints the medians and the ratio B/A per stage, writes JSON to bench/results/.
+the neighbours. Prints the medians and the ratio B/A per stage, and whether both checkouts return the same
+recognition results for the same photos (boxes, sources, matches, candidate scores); writes JSON to bench/results/.
 
     python bench/compare_checkouts.py OLD_CHECKOUT NEW_CHECKOUT --threads 2 --bursts 20 --runs 5
 """
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from machine import machine_record, write_result  # bench/ is the script's directory
 
@@ -62,7 +64,26 @@ work = {"embed_6_crops": lambda: embedder.embed(crops), "detect": lambda: recogn
 for run in work.values():
     run()
 print("READY", flush=True)
+
+
+def results():
+    from skimage import data as photos
+    for label, photo in (("coffee", photos.coffee()), ("cat", photos.chelsea()), ("rocket", photos.rocket())):
+        gallery.add_image(label=label, embedding=embedder.embed([photo])[0], image_bytes=label.encode(),
+                          media_type="image/jpeg", item_id=label)
+    found = {}
+    chosen = recognizer.default_options(PipelineSettings(sliding_windows=True, min_score=0.2))
+    for name, photo in (("coffee", photos.coffee()), ("astronaut", photos.astronaut()), ("noise", image)):
+        found[name] = [[o.box.x1, o.box.y1, o.box.x2, o.box.y2, o.source.value, round(o.detection_score, 5),
+                        o.match.item_id if o.match else None, [[c.item_id, round(c.score, 5)] for c in o.candidates]]
+                       for o in recognizer.recognize(photo, chosen, gallery.search).objects]
+    return found
+
+
 for line in sys.stdin:
+    if line.startswith("RESULTS"):
+        print(json.dumps(results()), flush=True)
+        continue
     rounds = int(line.split()[1])
     times = {name: [] for name in work}
     for _ in range(rounds):
@@ -85,9 +106,9 @@ def start(checkout: Path, threads: int) -> subprocess.Popen[str]:
     raise RuntimeError(f"the worker in {checkout} exited before it was ready")
 
 
-def burst(process: subprocess.Popen[str], runs: int) -> dict[str, list[float]]:
+def burst(process: subprocess.Popen[str], runs: int, command: str | None = None) -> dict[str, Any]:
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(f"RUN {runs}\n")
+    process.stdin.write(command or f"RUN {runs}\n")
     process.stdin.flush()
     return json.loads(process.stdout.readline())
 
@@ -103,6 +124,7 @@ def main() -> None:
     workers = {"old": start(arguments.old, arguments.threads), "new": start(arguments.new, arguments.threads)}
     samples: dict[str, dict[str, list[float]]] = {side: {stage: [] for stage in STAGES} for side in workers}
     try:
+        outputs = {side: burst(process, 0, command="RESULTS\n") for side, process in workers.items()}
         for index in range(arguments.bursts):
             order = ("old", "new") if index % 2 == 0 else ("new", "old")  # neither always goes first
             for side in order:
@@ -114,12 +136,15 @@ def main() -> None:
     medians = {side: {stage: round(statistics.median(times), 2) for stage, times in stages.items()}
                for side, stages in samples.items()}
     ratios = {stage: round(medians["new"][stage] / medians["old"][stage], 3) for stage in STAGES}
+    identical = outputs["old"] == outputs["new"]
+    rows = sum(len(objects) for objects in outputs["new"].values())
     result = {**machine_record(arguments.threads), "benchmark": "compare_checkouts", "old": str(arguments.old),
               "new": str(arguments.new), "samples_per_stage": arguments.bursts * arguments.runs,
-              "median_ms": medians, "new_over_old": ratios}
+              "median_ms": medians, "new_over_old": ratios, "identical_results": identical, "result_rows": rows}
     for stage in STAGES:
         print(f"{stage}: old {medians['old'][stage]:.1f} ms, new {medians['new'][stage]:.1f} ms -> "
               f"new/old {ratios[stage]:.3f}")
+    print(f"recognition results of both checkouts: {'identical' if identical else 'DIFFERENT'} ({rows} objects)")
     print(f"wrote {write_result('compare_checkouts', result)}")
 
 
