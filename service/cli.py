@@ -15,8 +15,10 @@ app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery and mod
                   pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
 models_app = typer.Typer(help="List and pull known models into the model store.")
+keys_app = typer.Typer(help="API keys for SHITU_AUTH__KEYS or SHITU_AUTH__KEYS_FILE.")
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 
 # Writes the demo gallery (gallery_list.txt and its images) into a directory. The trainer renders it, so the
 # composed ``shitu`` command passes one in as the context object; ``python -m service`` has none.
@@ -95,6 +97,24 @@ def write_manifest(
                                                                 else ""))
 
 
+@keys_app.command("new")
+def new_key(
+    name: str = typer.Argument(..., help="who the key is for (shown in logs, counted by the rate limit)"),
+    scopes: list[str] = typer.Option(["read"], "--scope", help="read | write | admin (repeatable)"),
+) -> None:
+    """Make a random key: prints the key once (give it to the client) and the entry to configure (its hash)."""
+    import json
+    import secrets
+
+    from service.auth import key_digest
+    from service.config import ApiKey
+
+    key = "shitu_" + secrets.token_urlsafe(32)
+    entry = ApiKey(name=name, sha256=key_digest(key), scopes=scopes)
+    typer.echo(f"key: {key}")
+    typer.echo(f"entry: {json.dumps(entry.model_dump(mode='json'))}")
+
+
 def main() -> None:
     run(app)
 
@@ -118,10 +138,8 @@ def serve(
     demo: bool = typer.Option(False, help="generate the demo gallery if needed and load it into an empty gallery"),
 ) -> None:
     """Run the HTTP service with the models and gallery the SHITU_* settings name."""
-    import uvicorn
-
-    from service.app import create_app
     from service.config import get_settings
+    from service.server import run_server
 
     settings = get_settings()
     if host:
@@ -131,8 +149,7 @@ def serve(
     if demo:
         settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo", context.obj)
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
-    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
-                log_level=settings.server.log_level)
+    run_server(settings)
 
 
 def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
@@ -149,6 +166,8 @@ def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
 def gallery_import(
     list_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="PaddleClas list: path<TAB>label"),
     root: Path = typer.Option(None, "--root", help="directory the listed paths are relative to (default: the list's)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                            help="read listed paths outside the root (absolute, ../, symlinks)"),
     detect: bool = typer.Option(
         False, "--detect/--whole-image",
         help="--whole-image (default) embeds each whole image, as PaddleClas's gallery builder does, so the same "
@@ -164,7 +183,7 @@ def gallery_import(
     from service.inference.models import load_recognizer
 
     settings = get_settings()
-    entries = read_list_file(list_file, root or list_file.parent)
+    entries = read_list_file(list_file, root or list_file.parent, allow_outside_root=allow_outside_root)
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     embedder = recognizer.embedder
     gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
@@ -187,6 +206,27 @@ def gallery_import(
         typer.echo(f"  {path}: {message}", err=True)
     if report.failed:
         raise typer.Exit(code=1)
+
+
+@gallery_app.command("backup")
+def gallery_backup(out: Path = typer.Argument(..., help="new directory for the backup")) -> None:
+    """A consistent copy of the gallery (SHITU_GALLERY__PATH), also while the service is writing to it."""
+    from service.config import get_settings
+    from service.gallery.backup import backup_gallery
+
+    summary = backup_gallery(get_settings().gallery.path, out)
+    typer.echo(f"backed up {summary.items} items, {summary.images} images ({summary.files} files) to {out}")
+
+
+@gallery_app.command("restore")
+def gallery_restore(backup: Path = typer.Argument(..., exists=True, file_okay=False, help="backup directory")) -> None:
+    """Verify a backup, then install it as the gallery SHITU_GALLERY__PATH names (which must not exist yet)."""
+    from service.config import get_settings
+    from service.gallery.backup import restore_gallery
+
+    target = get_settings().gallery.path
+    summary = restore_gallery(backup, target)
+    typer.echo(f"verified and restored {summary.items} items, {summary.images} images to {target}")
 
 
 @gallery_app.command("export")

@@ -64,6 +64,25 @@ class Overloaded(ServiceError):
     status = 429
 
 
+class RateLimited(ServiceError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unauthorized(ServiceError):
+    """No API key, or one the service does not know."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ServiceError):
+    """A known key without the scope the route needs, or a browser origin that is not allowed."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotReady(ServiceError):
     code = "not_ready"
     status = 503
@@ -86,3 +105,4 @@ class GalleryError(ServiceError):
 class RequestTimeout(ServiceError):
     code = "timeout"
     status = 504
+

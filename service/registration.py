@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from service.box import Box
 from service.config import LimitsSettings
+from service.errors import RequestTimeout
 from service.gallery import Enrolment, Gallery
-from service.gallery.validation import check_box, check_item_id, check_label, encode_metadata
-from service.inference.image import decode_image
+from service.gallery.validation import check_box, check_box_inside, check_item_id, check_label, encode_metadata
+from service.inference.image import DecodeLimits, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
 
 
@@ -34,16 +36,23 @@ class Registration:
 
 
 def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
-             limits: LimitsSettings, options: RecognizeOptions) -> Enrolment:
+             limits: LimitsSettings, options: RecognizeOptions,
+             may_commit: Callable[[], bool] | None = None) -> Enrolment:
+    """``may_commit`` is asked right before the write (a request whose timeout fired answers no)."""
     request = request.checked()
-    image = decode_image(request.data, limits.decode)
+    image = decode_image(request.data, DecodeLimits.of(limits))
+    if request.box is not None:
+        check_box_inside(request.box, image.original_width, image.original_height)
     box, embedding = recognizer.enrolment_embedding(
         image.pixels,
-        box=request.box,
+        box=image.from_original(request.box) if request.box else None,
         detect=request.detect,
         options=options,
     )
     whole = box == Box(0, 0, image.width, image.height)
+    box = image.to_original(box)
+    if may_commit is not None and not may_commit():
+        raise RequestTimeout("the request timed out before its image was stored; nothing was stored")
     return gallery.add_image(
         label=request.label,
         embedding=embedding,

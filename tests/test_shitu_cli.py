@@ -17,8 +17,8 @@ def _commands(app: object) -> set[str]:
 
 
 def test_shitu_holds_the_service_and_the_trainer_commands() -> None:
-    assert _commands(service_app) == {"serve", "gallery", "models"}
-    assert _commands(shitu_app) == {"serve", "gallery", "models", "export", "train", "data", "eval"}
+    assert _commands(service_app) == {"serve", "gallery", "models", "keys"}
+    assert _commands(shitu_app) == {"serve", "gallery", "models", "keys", "export", "train", "data", "eval"}
 
 
 def test_serve_demo_without_the_trainer_says_how_to_render_the_demo(tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,11 +24,16 @@ def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, object] | None = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, details: dict[str, object] | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
+    headers = dict(headers or {})
     retry_after = (details or {}).get("retry_after_s")
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse(status_code=status, content=body, headers=headers)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="shitu"')
+    return JSONResponse(status_code=status, content=body, headers=headers or None)
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -48,7 +54,9 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, _HTTP_CODES.get(error.status_code, "http_error"), str(error.detail))
+        # The framework's headers carry meaning (Allow on a 405); its 400s are bodies it could not parse.
+        code = _HTTP_CODES.get(error.status_code, "invalid_request" if error.status_code == 400 else "http_error")
+        return error_response(error.status_code, code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:

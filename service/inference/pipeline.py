@@ -10,12 +10,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
-from service.config import DecodeLimits, PipelineSettings, WholeImage
+from service.config import PipelineSettings, WholeImage
 from service.errors import InvalidRequest
 from service.gallery import GalleryMatch
 from service.inference.detector import Detector
 from service.inference.embedder import Embedder
-from service.inference.image import RGBImage, crop, decode_image
+from service.inference.image import DecodeLimits, RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
 from service.inference.types import ObjectSource, Recognition, RecognizedObject
@@ -151,11 +151,14 @@ class Recognizer:
 
 def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,
                     limits: DecodeLimits) -> Recognition:
-    """Decode (with the size guards) and recognize; the decode time joins the stage timings."""
+    """Decode (with the size guards) and recognize; boxes in original pixels; decode time joins the timings."""
     clock = time.perf_counter()
     image = decode_image(data, limits)
     decode_ms = _elapsed_ms(clock)
     result = recognizer.recognize(image.pixels, options, search)
+    if image.reduced:
+        objects = [replace(found, box=image.to_original(found.box)) for found in result.objects]
+        result = replace(result, width=image.original_width, height=image.original_height, objects=objects)
     return replace(result, timings_ms={"decode_ms": decode_ms, **result.timings_ms})
 
 

@@ -38,7 +38,8 @@ def test_register_then_recognize_finds_the_product(client: TestClient) -> None:
     _register(client, encode(rocket()), label="rocket toy", item_id="rocket", detect="false")
 
     query = coffee()[40:360, 60:560]
-    result = _recognize(client, encode(query), whole_image="always").json()
+    # The test detector's boxes cover the photo once clipped; above its scores, only the whole image competes.
+    result = _recognize(client, encode(query), whole_image="always", detection_threshold=0.99).json()
 
     assert created.status_code == 201 and created.json()["created_item"] is True
     whole = [found for found in result["objects"] if found["source"] == "whole_image"]
@@ -61,7 +62,7 @@ def test_candidates_are_distinct_items_best_first(client: TestClient) -> None:
     _register_products(client)
     _register(client, encode(coffee()[::-1]), label="espresso cup", item_id="coffee", detect="false")
 
-    result = _recognize(client, encode(coffee()), top_k=3, whole_image="always").json()
+    result = _recognize(client, encode(coffee()), top_k=3, whole_image="always", detection_threshold=0.99).json()
 
     whole = next(found for found in result["objects"] if found["source"] == "whole_image")
     items = [candidate["item_id"] for candidate in whole["candidates"]]
@@ -189,15 +190,20 @@ def test_paging_is_stable(client: TestClient) -> None:
 
 def test_overload_is_429_not_a_queue(client: TestClient) -> None:
     state = client.app.state.service  # type: ignore[attr-defined]
-    state.in_flight = state.settings.limits.max_concurrent_requests  # as if that many were running
+    state.in_flight["read"] = state.settings.limits.max_concurrent_requests  # as if that many were running
 
     try:
         response = _recognize(client, encode(coffee()))
+        # Writes have their own slots: a full house of recognitions does not turn them away.
+        write = _register(client, encode(coffee()), label="espresso cup", item_id="coffee-overload", detect="false")
     finally:
-        state.in_flight = 0
+        state.in_flight["read"] = 0
+    removed = client.delete("/gallery/items/coffee-overload")  # the module's gallery is shared
 
     _assert_error(response, 429, "overloaded")
     assert response.headers["Retry-After"] == "1"
+    assert write.status_code == 201, write.text
+    assert removed.status_code == 200
 
 
 def test_health_ready_info_and_openapi(client: TestClient) -> None:

@@ -3,13 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.config import LimitsSettings
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
-from service.inference.image import decode_image, normalize, resize
+from service.inference.image import DecodeLimits, decode_image, normalize, resize
 from service.inference.manifest import Interpolation, Preprocess
 from tests.service.images import coffee, encode, png_header
 
-LIMITS = LimitsSettings().decode
+LIMITS = DecodeLimits(max_pixels=40_000_000, max_side_px=16_384)
 
 
 def _swatch() -> np.ndarray:

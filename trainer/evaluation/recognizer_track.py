@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from service.config import LimitsSettings
 from service.gallery import ListEntry
 from service.inference.embedder import Embedder
-from service.inference.image import decode_image
+from service.inference.image import DecodeLimits, decode_image
 from trainer.evaluation.data import BenchmarkSplit
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
 from trainer.recognition.metrics import retrieval_metrics
@@ -86,4 +86,4 @@ def embed_entries(embedder: Embedder, entries: list[ListEntry], limits: LimitsSe
 
 
 def read_pixels(data: bytes, limits: LimitsSettings) -> NDArray[np.uint8]:
-    return decode_image(data, limits.decode).pixels
+    return decode_image(data, DecodeLimits.of(limits)).pixels
