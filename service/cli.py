@@ -1,15 +1,17 @@
-"""The ``shitu`` command: serve, manage the gallery and the model store, and the trainer's commands."""
+"""The service's commands: serve, manage the gallery and the model store (``python -m service``).
+
+``shitu`` (:mod:`shitu.cli`) adds the trainer's commands beside them; nothing here imports the trainer.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from trainer.cli import register as register_trainer_commands
-
-app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery, models and trainer.", no_args_is_help=True,
+app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery and models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
 models_app = typer.Typer(help="List and pull known models into the model store.")
@@ -17,7 +19,17 @@ keys_app = typer.Typer(help="API keys for SHITU_AUTH__KEYS or SHITU_AUTH__KEYS_F
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
-register_trainer_commands(app)
+
+# Writes the demo gallery (gallery_list.txt and its images) into a directory. The trainer renders it, so the
+# composed ``shitu`` command passes one in as the context object; ``python -m service`` has none.
+DemoBuilder = Callable[[Path], object]
+
+
+def register(target: typer.Typer) -> None:
+    """Add every command of this CLI to ``target`` (the composed ``shitu`` command)."""
+    target.registered_commands += app.registered_commands
+    target.registered_groups += app.registered_groups
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STORE_OPTION = typer.Option(None, "--store", help="model store directory (default: SHITU_MODELS__STORE)")
@@ -98,16 +110,21 @@ def new_key(
     from service.config import ApiKey
 
     key = "shitu_" + secrets.token_urlsafe(32)
-    entry = ApiKey(name=name, sha256=key_digest(key), scopes=scopes)  # type: ignore[arg-type]
+    entry = ApiKey(name=name, sha256=key_digest(key), scopes=scopes)
     typer.echo(f"key: {key}")
     typer.echo(f"entry: {json.dumps(entry.model_dump(mode='json'))}")
 
 
 def main() -> None:
+    run(app)
+
+
+def run(cli: typer.Typer) -> None:
+    """Run a CLI; service errors (a bad model directory, a locked gallery) end with their message, exit 2."""
     from service.errors import ServiceError
 
     try:
-        app()
+        cli()
     except ServiceError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise SystemExit(2) from error
@@ -115,6 +132,7 @@ def main() -> None:
 
 @app.command()
 def serve(
+    context: typer.Context,
     host: str = typer.Option(None, help="bind address (default: SHITU_SERVER__HOST)"),
     port: int = typer.Option(None, help="port (default: SHITU_SERVER__PORT)"),
     demo: bool = typer.Option(False, help="generate the demo gallery if needed and load it into an empty gallery"),
@@ -129,17 +147,18 @@ def serve(
     if port is not None:
         settings.server.port = port
     if demo:
-        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo")
+        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo", context.obj)
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
     run_server(settings)
 
 
-def _demo_list(directory: Path) -> Path:
+def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
     list_file = directory / "gallery_list.txt"
     if not list_file.is_file():
-        from trainer.synth.demo import build_demo
-
-        build_demo(directory)
+        if build is None:
+            raise typer.BadParameter(f"no demo gallery in {directory}: `shitu data demo --out {directory}` renders it",
+                                     param_hint="--demo")
+        build(directory)
     return list_file
 
 

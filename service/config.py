@@ -78,7 +78,7 @@ class ModelSettings(BaseModel):
 
 
 class PipelineSettings(BaseModel):
-    """Defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
+    """The one holder of the defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
 
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_detections: int | None = Field(None, ge=1, le=100)
@@ -87,6 +87,7 @@ class PipelineSettings(BaseModel):
     top_k: int = Field(5, ge=1, le=100, description="distinct items returned per object")
     nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
     max_objects: int = Field(20, ge=1, le=100)
+    include_unknown: bool = Field(True, description="also return detected objects without a match")
     max_batch_size: int = Field(16, ge=1, description="largest batch of crops per embedder call")
     sliding_windows: bool = Field(False, description="also embed square windows: several products without a detector")
     window_scales: tuple[float, ...] = Field(

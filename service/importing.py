@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import LimitsSettings
 from service.errors import PayloadTooLarge, ServiceError
-from service.gallery import Gallery, ListEntry
+from service.gallery import EmbedFunction, Gallery, ListEntry
 from service.inference.embedder import Embedder
 from service.inference.image import DecodeLimits, crop, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
@@ -66,12 +67,10 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def stored_image_embedder(
-    embedder: Embedder, limits: LimitsSettings
-) -> Callable[[list[tuple[bytes, tuple[int, int, int, int] | None]]], NDArray[np.float32]]:
+def stored_image_embedder(embedder: Embedder, limits: LimitsSettings) -> EmbedFunction:
     """For ``reembed_gallery``: the stored bytes and box of each image → its embedding with a new model."""
 
-    def embed(pairs: list[tuple[bytes, tuple[int, int, int, int] | None]]) -> NDArray[np.float32]:
+    def embed(pairs: list[tuple[bytes, Box | None]]) -> NDArray[np.float32]:
         crops = []
         for data, box in pairs:
             image = decode_image(data, DecodeLimits.of(limits))

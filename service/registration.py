@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from service.box import Box
 from service.config import LimitsSettings
 from service.errors import RequestTimeout
 from service.gallery import Enrolment, Gallery
 from service.gallery.validation import check_box, check_box_inside, check_item_id, check_label, encode_metadata
 from service.inference.image import DecodeLimits, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
-from service.inference.types import Box
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Registration:
     label: str
     item_id: str | None = None
     metadata: dict[str, Any] | None = None
-    box: tuple[int, int, int, int] | None = None
+    box: Box | None = None
     detect: bool = True
 
     def checked(self) -> Registration:
@@ -45,12 +45,12 @@ def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
         check_box_inside(request.box, image.original_width, image.original_height)
     box, embedding = recognizer.enrolment_embedding(
         image.pixels,
-        box=Box(*image.from_original(request.box)) if request.box else None,
+        box=image.from_original(request.box) if request.box else None,
         detect=request.detect,
         options=options,
     )
     whole = box == Box(0, 0, image.width, image.height)
-    box = Box(*image.to_original(box.as_tuple()))
+    box = image.to_original(box)
     if may_commit is not None and not may_commit():
         raise RequestTimeout("the request timed out before its image was stored; nothing was stored")
     return gallery.add_image(
@@ -60,5 +60,5 @@ def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
         media_type=image.media_type,
         item_id=request.item_id,
         metadata=request.metadata,
-        box=None if whole else box.as_tuple(),
+        box=None if whole else box,
     )

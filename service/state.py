@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from service.config import Settings
 from service.errors import Overloaded, RequestTimeout
@@ -58,8 +58,11 @@ class ServiceState:
         detector = self.recognizer.detector
         return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
 
-    def options(self, **overrides: object) -> RecognizeOptions:
-        return replace(self.defaults, **{name: value for name, value in overrides.items() if value is not None})
+    def options(self, **overrides: Any) -> RecognizeOptions:
+        """The defaults with a request's given fields (``None``: not given)."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        options = self.defaults.with_min_score(given.pop("min_score")) if "min_score" in given else self.defaults
+        return replace(options, **given)
 
     @asynccontextmanager
     async def admission(self, kind: str = "read") -> AsyncIterator[None]:

@@ -27,7 +27,7 @@ def _export_test_detector(out_dir: Path) -> None:
     network whose boxes are deterministic, so the detector path of the service runs end to end."""
     import paddle
 
-    from trainer.export_detection import export_detector
+    from trainer.detection.export import export_detector
     from trainer.models.picodet import build_picodet
 
     paddle.seed(7)
@@ -49,7 +49,7 @@ def _export_test_detector(out_dir: Path) -> None:
 def model_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``embedder/default`` (EfficientNet-Lite0, real ImageNet weights + BNNeck) and ``detector/default``
     (see above), both exported by the trainer and loaded by the service unchanged."""
-    from trainer.export_recognition import export_imagenet_embedder
+    from trainer.recognition.export import export_imagenet_embedder
 
     store = tmp_path_factory.mktemp("model_store")
     export_imagenet_embedder(store / "embedder" / "default")

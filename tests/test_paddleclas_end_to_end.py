@@ -51,7 +51,7 @@ def _checkpoints(parity_dir: Path, out: Path) -> tuple[Path, Path]:
 
 
 def _shitu(*arguments: str, env: dict[str, str]) -> str:
-    command = [sys.executable, "-c", "from service.cli import main; main()", *arguments]
+    command = [sys.executable, "-m", "shitu", *arguments]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -20,14 +20,16 @@ data_app = typer.Typer(help="Generate datasets.")
 def export_det(
     weights: Path | None = typer.Option(None, help="PicoDet .pdparams (PaddleDetection or ours); none: untrained"),
     out: Path = typer.Option(..., help="model directory to write"),
-    arch: str = typer.Option("picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35"),
+    arch: str = typer.Option(
+        "picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35 | picodet_efficientnet_lite0"
+    ),
     input_size: int = typer.Option(640, help="square input side, a multiple of 32"),
     labels: str = typer.Option("foreground", help="comma-separated class names, in class-id order"),
     name: str = typer.Option("picodet_lcnet_mainbody", help="model name written to manifest.json"),
     version: str = typer.Option("1", help="model version written to manifest.json"),
 ) -> None:
     """Export the PicoDet main-body detector (NMS inside) for the service."""
-    from trainer.export_detection import export_detector
+    from trainer.detection.export import export_detector
     from trainer.models.picodet import build_picodet_architecture, load_picodet_checkpoint
 
     label_list = [label.strip() for label in labels.split(",") if label.strip()]
@@ -41,8 +43,8 @@ def export_det(
             typer.echo(str(error), err=True)
             raise typer.Exit(1) from error
     provenance = {"weights": str(weights) if weights else "untrained", "architecture": arch}
-    options = {"name": name, "version": version, "input_size": input_size, "labels": label_list}
-    manifest = export_detector(model, out, **options, provenance=provenance, architecture=arch)
+    manifest = export_detector(model, out, name=name, version=version, input_size=input_size, labels=label_list,
+                               provenance=provenance, architecture=arch)
     typer.echo(f"exported {manifest.model_id} ({arch}, {input_size}x{input_size}) to {out}")
 
 
@@ -70,8 +72,8 @@ def export_rec(
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
-    from trainer.export_recognition import export_imagenet_embedder, export_recognition_checkpoint
     from trainer.models import ARCHITECTURES
+    from trainer.recognition.export import export_imagenet_embedder, export_recognition_checkpoint
 
     if arch not in ARCHITECTURES:
         raise typer.BadParameter(f"choose one of {', '.join(ARCHITECTURES)}", param_hint="--arch")
@@ -103,14 +105,12 @@ def train_rec(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set optimizer.base_lr=0.01 (repeatable)"
     ),
-    resume: Path | None = typer.Option(
-        None, "--resume", exists=True, help="checkpoint directory, or a run directory to continue its newest"
-    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in <output>/checkpoints"),
 ) -> None:
     """Fine-tune the recognition model (PP-ShiTuV2 recipe), keep the best by recall@1, export it."""
-    from trainer.recognition_command import run_train_recognition
+    from trainer.recognition.command import run_train_recognition
 
-    run_train_recognition(config, overrides, resume)
+    run_train_recognition(config, overrides, resume=resume)
 
 
 @train_app.command("det")
@@ -119,7 +119,8 @@ def train_det(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set train.epochs=10 (repeatable)"
     ),
-    resume: bool = typer.Option(False, "--resume", help="continue from <train.output_dir>/checkpoints/last.*"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in "
+                                "<train.output_dir>/checkpoints"),
     preview: Path | None = typer.Option(
         None, "--preview", dir_okay=False, help="only write augmented training samples with their boxes to this PNG"
     ),
@@ -143,6 +144,8 @@ def data_synth(
     gallery_views: int = typer.Option(2, min=1, max=3, help="gallery views per class: clean card + light augmentation"),
     scene_size: int = typer.Option(512, min=64, help="square scene side in pixels"),
     open_set_share: float = typer.Option(0.2, min=0.0, max=0.9, help="val/test brands kept out of the gallery"),
+    shelf_share: float = typer.Option(0.3, min=0.0, help="dense shelf scenes (5-30 products) per standard scene"),
+    empty_share: float = typer.Option(0.1, min=0.0, help="scenes without any product per standard scene"),
     workers: int = typer.Option(0, min=0, help="worker processes (0: one per CPU); the output does not depend on it"),
     assets: Path | None = typer.Option(None, help="npm asset prefix (default: .cache/assets or $SHITU_ASSETS_DIR)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier dataset in --out"),
@@ -152,7 +155,7 @@ def data_synth(
 
     run_synth(
         out, seed, classes, scenes_per_class, difficulty, knobs, gallery_views, scene_size, open_set_share, workers,
-        assets, overwrite,
+        assets, overwrite, shelf_share=shelf_share, empty_share=empty_share,
     )
 
 

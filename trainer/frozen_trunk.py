@@ -20,6 +20,7 @@ from paddle.static import InputSpec
 
 from service.config import RuntimeSettings
 from service.inference.runtime import PaddleModel
+from trainer.models.picodet import PicoDet
 from trainer.models.recognition import RecognitionModel
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,11 @@ class _TrunkGraph(nn.Layer):
 
 
 class FrozenTrunk:
-    """Stages ``0 .. stages - 1`` of ``model``'s backbone as a Paddle Inference predictor."""
+    """Stages ``0 .. stages - 1`` of ``model``'s backbone (an EfficientNet-Lite0: the embedder's or the detector's
+    trunk) as a Paddle Inference predictor."""
 
-    def __init__(self, model: RecognitionModel, stages: int, image_size: int, work_dir: Path, threads: int) -> None:
+    def __init__(self, model: RecognitionModel | PicoDet, stages: int, image_size: int, work_dir: Path,
+                 threads: int) -> None:
         if not 0 < stages <= model.backbone.stage_count:
             raise ValueError(f"a frozen trunk needs 1..{model.backbone.stage_count} stages, not {stages}")
         self.stages = stages

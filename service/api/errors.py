@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.schemas import ErrorResponse
 from service.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: these statuses carry the one error shape (for the OpenAPI schema)."""
+    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, object] | None = None,

@@ -107,7 +107,8 @@ class ImagePublic(BaseModel):
 
     @classmethod
     def from_domain(cls, image: GalleryImage) -> ImagePublic:
-        return cls(image_id=image.image_id, item_id=image.item_id, bbox=list(image.box) if image.box else None,
+        bbox = list(image.box.as_tuple()) if image.box else None
+        return cls(image_id=image.image_id, item_id=image.item_id, bbox=bbox,
                    model_id=image.model_id, sha256=image.sha256, media_type=image.media_type,
                    created_at=image.created_at)
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import UploadFile
 from starlette import formparsers
 
+from service.box import Box
 from service.errors import InvalidRequest, PayloadTooLarge
 
 _CHUNK = 1 << 20
@@ -62,7 +63,7 @@ IMAGE_FORMAT = {"format": "image"}
 BBOX_PATTERN = r"^\s*\[?\s*\d{1,9}\s*(,\s*\d{1,9}\s*){3}\]?\s*$"
 
 
-def parse_bbox(text: str | None) -> tuple[int, int, int, int] | None:
+def parse_bbox(text: str | None) -> Box | None:
     """``x1,y1,x2,y2`` or a JSON list of four integers."""
     if text is None or not text.strip():
         return None
@@ -73,4 +74,4 @@ def parse_bbox(text: str | None) -> tuple[int, int, int, int] | None:
         raise InvalidRequest("bbox must be four integers x1,y1,x2,y2", field="bbox") from error
     if len(values) != 4:
         raise InvalidRequest("bbox must be four integers x1,y1,x2,y2", field="bbox")
-    return (values[0], values[1], values[2], values[3])
+    return Box(*values)

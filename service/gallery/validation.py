@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.errors import InvalidRequest
-from service.gallery.types import Box
 
 MAX_LABEL_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
@@ -127,20 +127,19 @@ def _check_metadata_value(value: Any, *, depth: int) -> None:
 def check_box(box: Any) -> Box | None:
     if box is None:
         return None
-    if not isinstance(box, (tuple, list)) or len(box) != 4:
-        raise InvalidRequest("box must be four integers (x1, y1, x2, y2)", field="box")
-    if not all(isinstance(value, Integral) and not isinstance(value, bool) for value in box):
-        raise InvalidRequest("box must be four integers (x1, y1, x2, y2)", field="box")
-    x1, y1, x2, y2 = (int(value) for value in box)
+    values = box.as_tuple() if isinstance(box, Box) else None
+    if values is None or not all(isinstance(value, Integral) and not isinstance(value, bool) for value in values):
+        raise InvalidRequest("box must be a Box of four integers (x1, y1, x2, y2)", field="box")
+    x1, y1, x2, y2 = (int(value) for value in values)
     if x1 < 0 or y1 < 0 or x2 <= x1 or y2 <= y1:
         raise InvalidRequest("box needs 0 <= x1 < x2 and 0 <= y1 < y2", field="box", box=[x1, y1, x2, y2])
-    return (x1, y1, x2, y2)
+    return Box(x1, y1, x2, y2)
 
 
-def check_box_inside(box: tuple[int, int, int, int], width: int, height: int) -> None:
-    x1, y1, x2, y2 = box
+def check_box_inside(box: Box, width: int, height: int) -> None:
+    x1, y1, x2, y2 = box.as_tuple()
     if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-        raise InvalidRequest(f"bbox {list(box)} is not inside the {width}x{height} image "
+        raise InvalidRequest(f"bbox {[x1, y1, x2, y2]} is not inside the {width}x{height} image "
                              "(x1 < x2 <= width, y1 < y2 <= height)", field="bbox")
 
 

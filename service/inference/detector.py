@@ -5,28 +5,29 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.errors import ModelError
 from service.inference.image import RGBImage, normalize, resize
 from service.inference.manifest import ModelKind, ModelManifest
-from service.inference.runtime import PaddleModel
-from service.inference.types import Box, Detection
+from service.inference.session import Session
+from service.inference.types import Detection
 
 
 class Detector:
     """Finds the main objects of an image; boxes come back in original-image pixels, best first."""
 
-    def __init__(self, model: PaddleModel, manifest: ModelManifest) -> None:
+    def __init__(self, session: Session, manifest: ModelManifest) -> None:
         if manifest.kind is not ModelKind.detector:
             raise ModelError(f"{manifest.name} is a {manifest.kind.value} model, not a detector")
-        self.model = model
+        self.session = session
         self.manifest = manifest
 
     def clone(self) -> Detector:
-        return Detector(self.model.clone(), self.manifest)
+        return Detector(self.session.clone(), self.manifest)
 
     def detect(self, image: RGBImage) -> list[Detection]:
         feed = self._preprocess(image)
-        outputs = self.model.run(feed)
+        outputs = self.session.run(feed)
         return self._postprocess(outputs, width=image.shape[1], height=image.shape[0])
 
     def _preprocess(self, image: RGBImage) -> dict[str, NDArray[np.generic]]:

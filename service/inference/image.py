@@ -5,18 +5,19 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from service.box import Box
 from service.config import LimitsSettings
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 from service.inference.manifest import Interpolation, Preprocess
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
-SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/bmp": ".bmp"}
 _INTERPOLATIONS = {
     Interpolation.nearest: cv2.INTER_NEAREST,
     Interpolation.linear: cv2.INTER_LINEAR,
@@ -65,23 +66,24 @@ class DecodedImage:
     def reduced(self) -> bool:
         return (self.width, self.height) != (self.original_width, self.original_height)
 
-    def to_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    def to_original(self, box: Box) -> Box:
         """A box of the decoded pixels in original pixels (exclusive ends, inside the original image)."""
         if not self.reduced:
             return box
         sx, sy = self.original_width / self.width, self.original_height / self.height
-        x1, y1, x2, y2 = box
-        return (min(int(x1 * sx), self.original_width), min(int(y1 * sy), self.original_height),
-                min(int(math.ceil(x2 * sx)), self.original_width), min(int(math.ceil(y2 * sy)), self.original_height))
+        x1, y1, x2, y2 = box.as_tuple()
+        width, height = self.original_width, self.original_height
+        return Box(min(int(x1 * sx), width), min(int(y1 * sy), height),
+                   min(int(math.ceil(x2 * sx)), width), min(int(math.ceil(y2 * sy)), height))
 
-    def from_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    def from_original(self, box: Box) -> Box:
         """A box in original pixels on the decoded pixels (the smallest box that covers it)."""
         if not self.reduced:
             return box
         sx, sy = self.width / self.original_width, self.height / self.original_height
-        x1, y1, x2, y2 = box
-        return (int(x1 * sx), int(y1 * sy), max(min(int(math.ceil(x2 * sx)), self.width), int(x1 * sx) + 1),
-                max(min(int(math.ceil(y2 * sy)), self.height), int(y1 * sy) + 1))
+        x1, y1, x2, y2 = box.as_tuple()
+        return Box(int(x1 * sx), int(y1 * sy), max(min(int(math.ceil(x2 * sx)), self.width), int(x1 * sx) + 1),
+                   max(min(int(math.ceil(y2 * sy)), self.height), int(y1 * sy) + 1))
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -163,7 +165,7 @@ def resize(pixels: RGBImage, preprocess: Preprocess) -> tuple[RGBImage, tuple[fl
         resized = cv2.resize(pixels, None, fx=scale_x, fy=scale_y, interpolation=interpolation)
     else:
         resized = cv2.resize(pixels, (target_width, target_height), interpolation=interpolation)
-    return resized, (scale_y, scale_x)
+    return cast(RGBImage, resized), (scale_y, scale_x)
 
 
 def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
@@ -176,6 +178,5 @@ def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
     return np.ascontiguousarray(tensor.transpose(2, 0, 1))
 
 
-def crop(pixels: RGBImage, box: tuple[int, int, int, int]) -> RGBImage:
-    x1, y1, x2, y2 = box
-    return pixels[y1:y2, x1:x2]
+def crop(pixels: RGBImage, box: Box) -> RGBImage:
+    return pixels[box.y1 : box.y2, box.x1 : box.x2]

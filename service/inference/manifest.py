@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.inference.types import ObjectSource
+
 MANIFEST_FILE = "manifest.json"
 MODEL_STEMS = ("inference", "model")
 
@@ -61,6 +63,11 @@ class EmbedderDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     match_threshold: float = Field(0.5, description="cosine score a match needs (PP-ShiTu: 0.5)")
+    source_match_thresholds: dict[ObjectSource, float] = Field(
+        default_factory=dict,
+        description="the score a match needs per candidate source (detector box, whole image, window), calibrated "
+        "end to end by `shitu eval --record`; a source not listed needs match_threshold",
+    )
 
 
 class ModelManifest(BaseModel):

@@ -75,6 +75,11 @@ def _manifest(model_dir: Path, embedding_dim: Callable[[], int] | None) -> Model
         raise ModelError(str(error)) from error
 
 
+def model_input_names(model_dir: Path) -> tuple[str, ...]:
+    """The input names of the program in ``model_dir``, without building an optimised predictor."""
+    return PaddleModel.input_names_of(model_dir)
+
+
 def probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
     """PaddleClas exports do not state their feature size: run one standard 224x224 input (plain CPU kernels)."""
     plain = runtime.model_copy(update={"onednn": False, "device": Device.cpu, "tensorrt": False})

@@ -23,14 +23,13 @@ def describe_plain_export(model_dir: Path, runtime: RuntimeSettings, *, preset: 
                           config: Path | None = None, name: str | None = None, version: str = "0",
                           overwrite: bool = False) -> ModelManifest:
     """Write ``manifest.json`` into ``model_dir`` from ``config`` or ``preset`` (exactly one), and return it."""
-    from service.inference.models import probe_embedding_dim
-    from service.inference.runtime import PaddleModel
+    from service.inference.models import model_input_names, probe_embedding_dim
 
     if (preset is None) == (config is None):
         raise ManifestError("give either a training config or a preset")
     if (model_dir / MANIFEST_FILE).is_file() and not overwrite:
         raise ManifestError(f"{model_dir / MANIFEST_FILE} exists (--overwrite replaces it)")
-    inputs = list(PaddleModel.input_names_of(model_dir))
+    inputs = list(model_input_names(model_dir))
 
     def embedding_dim() -> int:
         return probe_embedding_dim(model_dir, runtime)

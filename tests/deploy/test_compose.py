@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import typer
 
-from service.cli import app
 from service.config import Device, Settings
+from shitu.cli import app
 from tests.deploy.deployment_files import (
     COMPOSE_FILE,
     REPO,

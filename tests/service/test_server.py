@@ -15,8 +15,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.service.images import cat, coffee, encode, rocket
+
+pytestmark = pytest.mark.slow  # real uvicorn processes, restarts and a SIGKILL
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from service.inference.models import load_detector
 from service.inference.paddle_configs import manifest_from_paddle_config
 from service.inference.runtime import PaddleModel
 from tests.trainer.detector_weights import detector_input, fill_state
-from trainer.export_detection import NmsSettings, export_detector
+from trainer.detection.export import NmsSettings, export_detector
 from trainer.models.picodet import PicoDet, build_picodet
 
 SMALL_SIZE = 320
@@ -176,6 +176,7 @@ def test_service_loads_export_and_detects(small_model: PicoDet, small_export: Pa
     assert all(0 <= d.box.x1 <= d.box.x2 <= width and 0 <= d.box.y1 <= d.box.y2 <= height for d in detections)
 
 
+@pytest.mark.slow  # the x2.5 detector at 640, twice
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
 def test_x2_5_export_equals_paddledetection_post_process(tmp_path: Path, parity_dir: Path, onednn: bool) -> None:
     """The official architecture at 640 with the parity weights: boxes reaching past the border stay unclipped,

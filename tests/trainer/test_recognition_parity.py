@@ -17,8 +17,8 @@ import pytest
 
 from tests.parity_weights import RECOGNITION, fill_state
 from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
-from trainer.export_recognition import export_recognition
 from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
+from trainer.recognition.export import export_recognition
 
 FIXTURE_CLASSES = 16
 # Deploy form of PPLCNetV2_base_ShiTu + BNNeck (spec 1.5): trainable parameters + BN running statistics.

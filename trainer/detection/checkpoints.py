@@ -26,6 +26,7 @@ class TrainingProgress:
     epoch: int = 0  # completed epochs
     step: int = 0
     best_ap: float | None = None
+    train_cpu_s: float = 0.0  # process CPU time spent training (all threads, evaluation excluded)
 
 
 def save_checkpoint(

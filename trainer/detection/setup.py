@@ -11,6 +11,7 @@ from paddle.regularizer import L2Decay
 from trainer.checkpoint import load_checked, read_pdparams
 from trainer.detection.config import TrainDetectionConfig
 from trainer.models.picodet import PicoDet, build_picodet, load_picodet_checkpoint
+from trainer.schedule import backbone_stages, freeze_stages
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,21 @@ def picodet_learning_rate(
 
 
 def build_model(config: TrainDetectionConfig, num_classes: int) -> PicoDet:
-    model = build_picodet(
-        config.model.scale,
-        num_classes,
-        neck_channels=config.model.neck_channels,
-        head_convs=config.model.head_convs,
-    )
+    settings = config.model
+    if settings.architecture == "picodet_efficientnet_lite0":
+        # imported here: the ImageNet weights package is only needed for this backbone
+        from trainer.models.picodet_efficientnet import build_picodet_efficientnet
+
+        model = build_picodet_efficientnet(
+            num_classes,
+            neck_channels=settings.neck_channels,
+            head_convs=settings.head_convs,
+            imagenet=settings.imagenet_backbone and settings.init_checkpoint is None,
+        )
+    else:
+        model = build_picodet(
+            settings.scale, num_classes, neck_channels=settings.neck_channels, head_convs=settings.head_convs
+        )
     if config.model.init_checkpoint is not None:
         state = read_pdparams(config.model.init_checkpoint)
         head_key = "head.head_cls0.weight"
@@ -62,11 +72,19 @@ def load_backbone(model: PicoDet, checkpoint: object) -> list[str]:
     return loaded
 
 
+def freeze_trunk(config: TrainDetectionConfig, model: PicoDet) -> list[paddle.nn.Layer]:
+    """Stop gradients through the first ``model.frozen_stages`` backbone stages; their layers (eval mode)."""
+    if not config.model.frozen_stages:
+        return []
+    return freeze_stages(backbone_stages(model.backbone), config.model.frozen_stages)
+
+
 def build_optimizer(config: TrainDetectionConfig, model: PicoDet) -> paddle.optimizer.Momentum:
-    """Momentum with coupled L2; a parameter's own regularizer (BatchNorm: ``L2Decay(0)``) takes precedence."""
+    """Momentum with coupled L2 over the trainable parameters; a parameter's own regularizer (BatchNorm:
+    ``L2Decay(0)``) takes precedence."""
     return paddle.optimizer.Momentum(
         learning_rate=config.learning_rate,
         momentum=config.optimizer.momentum,
-        parameters=model.parameters(),
+        parameters=[parameter for parameter in model.parameters() if not parameter.stop_gradient],
         weight_decay=L2Decay(config.optimizer.weight_decay),
     )

@@ -121,7 +121,7 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
         report.seconds["recognizer"] = round(time.perf_counter() - clock, 2)
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()
-        advance = progress("detector: scenes", len(split.scenes))
+        advance = progress("detector: scenes", len(split.scenes) + len(split.shelves) + len(split.empty_scenes))
         report.detector = evaluate_detector(detector, split, options, settings.limits, advance)
         report.seconds["detector"] = round(time.perf_counter() - clock, 2)
     if Track.end_to_end in config.tracks:

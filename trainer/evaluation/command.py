@@ -111,8 +111,13 @@ def summary(document: dict[str, Any]) -> list[str]:
         lines.append(line)
     if document["detector"]:
         result = document["detector"]
-        lines.append(f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "
-                     f"{result['main_object_hit_rate']:.3f} ({result['images']} scenes)")
+        line = (f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "
+                f"{result['main_object_hit_rate']:.3f} ({result['images']} scenes)")
+        if result.get("shelf_recall") is not None:
+            line += f"; shelves: recall {result['shelf_recall']:.3f} ({result['shelf_products']} products)"
+        if result.get("empty_with_box_rate") is not None:
+            line += f"; empty photos with a box {result['empty_with_box_rate']:.3f}"
+        lines.append(line)
     if document["end_to_end"]:
         result = document["end_to_end"]
         line = (f"end to end: recall@1 {result['recall1']:.3f}, recall@5 {result['recall5']:.3f} "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 
 from service.errors import InvalidRequest
 from service.gallery import ListEntry, read_list_file
+
+STANDARD_KIND = "standard"  # trainer.synth.generator.SceneKind.standard
 
 
 class BenchmarkDataError(ValueError):
@@ -36,12 +38,25 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class DetectionScene:
+    """A photo of another scene kind (``shelf``: rows of products; ``empty``: none) with its boxes."""
+
+    image_id: int
+    path: Path
+    kind: str
+    boxes: NDArray[np.float32]  # [N, 4] x1, y1, x2, y2 pixels
+    crowd: NDArray[np.bool_]  # [N] mostly hidden products: neither a hit nor a miss
+
+
+@dataclass(frozen=True)
 class BenchmarkSplit:
     name: str
     gallery: list[ListEntry]
     queries: list[ListEntry]  # ground-truth crops of gallery classes
     open_set_queries: list[ListEntry]  # ground-truth crops of classes kept out of the gallery
-    scenes: list[Scene]
+    scenes: list[Scene]  # standard scenes (1-3 products, a main one)
+    shelves: list[DetectionScene] = field(default_factory=list)
+    empty_scenes: list[DetectionScene] = field(default_factory=list)
 
     @property
     def gallery_labels(self) -> set[str]:
@@ -59,7 +74,10 @@ def load_split(data_dir: Path, split: str, *, limit: int | None = None) -> Bench
     queries = _read_list(recognition / f"{split}_query_list.txt", required=True)
     open_set = _read_list(recognition / f"{split}_openset_list.txt", required=False)
     labels = {entry.label for entry in gallery}
-    scenes = read_scenes(Path(data_dir) / "detection" / f"{split}.json", labels)
+    detection_json = Path(data_dir) / "detection" / f"{split}.json"
+    scenes = read_scenes(detection_json, labels)
+    shelves = read_other_scenes(detection_json, "shelf")
+    empty_scenes = read_other_scenes(detection_json, "empty")
     for name, items in (("gallery list", gallery), ("query list", queries), ("detection json", scenes)):
         if not items:
             raise BenchmarkDataError(f"the {split} {name} of {data_dir} is empty")
@@ -67,7 +85,8 @@ def load_split(data_dir: Path, split: str, *, limit: int | None = None) -> Bench
         queries, open_set = queries[:limit], open_set[:limit]
         scenes = [scene for scene in scenes if scene.known][:limit] + [s for s in scenes if not s.known][:limit]
         scenes.sort(key=lambda scene: scene.image_id)
-    return BenchmarkSplit(split, gallery, queries, open_set, scenes)
+        shelves, empty_scenes = shelves[:limit], empty_scenes[:limit]
+    return BenchmarkSplit(split, gallery, queries, open_set, scenes, shelves, empty_scenes)
 
 
 def class_titles(data_dir: Path) -> dict[str, str]:
@@ -79,13 +98,14 @@ def class_titles(data_dir: Path) -> dict[str, str]:
 
 
 def read_scenes(path: Path, gallery_labels: set[str]) -> list[Scene]:
-    """Scenes of a COCO json whose images name a main annotation carrying a ``class_id``."""
+    """Standard scenes of a COCO json (images without ``scene_kind`` too): each names a main annotation carrying
+    a ``class_id``."""
     document = _json(path)
-    by_image: dict[int, list[dict[str, Any]]] = {}
-    for annotation in document.get("annotations", []):
-        by_image.setdefault(int(annotation["image_id"]), []).append(annotation)
+    by_image = _annotations_by_image(document)
     scenes = []
     for image in document.get("images", []):
+        if image.get("scene_kind", STANDARD_KIND) != STANDARD_KIND:
+            continue
         annotations = by_image.get(int(image["id"]), [])
         main = next((item for item in annotations if item["id"] == image.get("main_annotation_id")), None)
         if main is None or "class_id" not in main:
@@ -108,6 +128,35 @@ def read_scenes(path: Path, gallery_labels: set[str]) -> list[Scene]:
     return scenes
 
 
+def read_other_scenes(path: Path, kind: str) -> list[DetectionScene]:
+    """The images of one other ``scene_kind`` (``shelf`` or ``empty``); none in datasets written before kinds."""
+    document = _json(path)
+    by_image = _annotations_by_image(document)
+    scenes = []
+    for image in document.get("images", []):
+        if image.get("scene_kind", STANDARD_KIND) != kind:
+            continue
+        annotations = by_image.get(int(image["id"]), [])
+        image_path = Path(os.path.normpath(path.parent / image["file_name"]))
+        if not image_path.is_file():
+            raise BenchmarkDataError(f"{path}: image file not found: {image_path}")
+        scenes.append(DetectionScene(
+            image_id=int(image["id"]),
+            path=image_path,
+            kind=kind,
+            boxes=np.array([_corners(item["bbox"]) for item in annotations], dtype=np.float32).reshape(-1, 4),
+            crowd=np.array([bool(item.get("iscrowd", 0)) for item in annotations], dtype=bool),
+        ))
+    return scenes
+
+
+def _annotations_by_image(document: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for annotation in document.get("annotations", []):
+        by_image.setdefault(int(annotation["image_id"]), []).append(annotation)
+    return by_image
+
+
 def _corners(bbox: list[float]) -> list[float]:
     x, y, width, height = (float(value) for value in bbox)
     return [x, y, x + width, y + height]
@@ -119,7 +168,7 @@ def _read_list(path: Path, *, required: bool) -> list[ListEntry]:
             raise BenchmarkDataError(f"{path} not found: generate the benchmark with `shitu data synth --out DIR`")
         return []
     try:
-        # A benchmark's lists point into its images/ beside recognition/ (``../images/...``).
+        # The benchmark's own lists point at ../images beside them (the `shitu data synth` layout), not at uploads.
         return read_list_file(path, path.parent, allow_outside_root=True)
     except InvalidRequest as error:
         raise BenchmarkDataError(error.message) from error

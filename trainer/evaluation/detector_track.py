@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,7 +15,7 @@ from service.inference.pipeline import RecognizeOptions
 from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import ImageDetections, ImageTruth, coco_iou, evaluate_detections
-from trainer.evaluation.data import BenchmarkSplit
+from trainer.evaluation.data import BenchmarkSplit, DetectionScene
 from trainer.evaluation.recognizer_track import read_pixels
 
 HIT_IOU = 0.5
@@ -22,11 +23,17 @@ HIT_IOU = 0.5
 
 @dataclass(frozen=True)
 class DetectorResult:
-    images: int
+    images: int  # standard scenes
     ap: float  # COCO AP@[.50:.95], every detection the model returns
     ap50: float
     main_object_hit_rate: float  # the first selected box has IoU ≥ 0.5 with the main object
     main_object_found_rate: float  # any selected box does
+    shelf_images: int = 0
+    shelf_products: int = 0  # visible ones (mostly hidden products are ignore regions)
+    shelf_recall: float | None = None  # products matched (IoU ≥ 0.5, one box each) by the selected boxes
+    shelf_ap50: float | None = None
+    empty_images: int = 0
+    empty_with_box_rate: float | None = None  # empty photos where the selection keeps at least one box
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -52,7 +59,57 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         ap50=max(metrics.ap50, 0.0),
         main_object_hit_rate=hits / count,
         main_object_found_rate=anywhere / count,
+        **_shelf_metrics(detector, split.shelves, options, limits, advance),
+        **_empty_metrics(detector, split.empty_scenes, options, limits, advance),
     )
+
+
+def _shelf_metrics(detector: Detector, shelves: Sequence[DetectionScene], options: RecognizeOptions,
+                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
+    """Recall of the visible products with the shipped selection (max_detections, threshold), and AP50."""
+    if not shelves:
+        return {}
+    truths, found, matched, products = [], [], 0, 0
+    for scene in shelves:
+        detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
+        truths.append(ImageTruth(scene.image_id, scene.boxes, np.zeros(len(scene.boxes), np.int64), scene.crowd))
+        found.append(_image_detections(scene.image_id, detections))
+        selected = select_detections(detections, max_detections=options.max_detections,
+                                     threshold=options.detection_threshold)
+        visible = scene.boxes[~scene.crowd]
+        products += len(visible)
+        matched += matched_products(selected, visible)
+        advance()
+    metrics = evaluate_detections(truths, found, num_classes=1)
+    return {"shelf_images": len(shelves), "shelf_products": products,
+            "shelf_recall": matched / max(products, 1), "shelf_ap50": max(metrics.ap50, 0.0)}
+
+
+def _empty_metrics(detector: Detector, scenes: Sequence[DetectionScene], options: RecognizeOptions,
+                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
+    if not scenes:
+        return {}
+    with_box = 0
+    for scene in scenes:
+        detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
+        with_box += bool(select_detections(detections, max_detections=options.max_detections,
+                                           threshold=options.detection_threshold))
+        advance()
+    return {"empty_images": len(scenes), "empty_with_box_rate": with_box / len(scenes)}
+
+
+def matched_products(selected: Sequence[Detection], truths: NDArray[np.float32]) -> int:
+    """Products matched one to one (greedy, best score first) by a box with IoU ≥ 0.5."""
+    if not selected or not len(truths):
+        return 0
+    boxes = np.array([detection.box.as_tuple() for detection in selected], dtype=np.float32)
+    overlaps = coco_iou(boxes, truths, np.zeros(len(truths), dtype=bool))
+    taken = np.zeros(len(truths), dtype=bool)
+    for row in overlaps:  # selected boxes come best first
+        candidates = np.where(~taken & (row >= HIT_IOU))[0]
+        if candidates.size:
+            taken[candidates[np.argmax(row[candidates])]] = True
+    return int(taken.sum())
 
 
 def main_object_hits(detections: Sequence[Detection], main_box: NDArray[np.float32],

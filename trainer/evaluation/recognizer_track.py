@@ -14,7 +14,7 @@ from service.inference.embedder import Embedder
 from service.inference.image import DecodeLimits, decode_image
 from trainer.evaluation.data import BenchmarkSplit
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
-from trainer.metrics import retrieval_metrics
+from trainer.recognition.metrics import retrieval_metrics
 
 # Images decoded and embedded at a time: bounds memory on large splits (the Embedder batches inside).
 CHUNK = 64

@@ -32,7 +32,6 @@ BLOCK_CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
 BLOCK_GROUP_BOUNDS = tuple(itertools.accumulate((repeats for repeats, *_ in BLOCK_CONFIG), initial=0))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-IMAGENET_CLASSES = 1000
 # TF BatchNorm defaults the checkpoint was trained with: epsilon 1e-3, torch momentum 0.01.
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
@@ -128,8 +127,14 @@ class EfficientNetLite0(nn.Layer):
 
     @property
     def stage_count(self) -> int:
-        """The stem, then one stage per block group (the order of ``trainer.schedule.backbone_stages``)."""
+        """The stem, then one stage per block group (the order of ``stage_layers``)."""
         return 1 + len(BLOCK_CONFIG)
+
+    def stage_layers(self) -> list[list[nn.Layer]]:
+        """The layers of each stage, from the input side (what freezing and per-stage LRs act on)."""
+        bounds = BLOCK_GROUP_BOUNDS
+        groups = [list(self._blocks[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
+        return [[self._conv_stem, self._bn0], *groups]
 
     def run_stages(self, x: paddle.Tensor, start: int = 0, stop: int | None = None) -> paddle.Tensor:
         """Stages ``start`` .. ``stop - 1`` only: the input of stage ``start`` → the output of stage ``stop - 1``."""
@@ -178,8 +183,13 @@ def torch_to_paddle_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return converted
 
 
-def load_imagenet_weights(model: EfficientNetLite0, path: Path | None = None) -> None:
-    """Load the packaged ImageNet weights; the classifier only when the model has one."""
+def load_imagenet_weights(
+    model: EfficientNetLite0, path: Path | None = None, skip_prefixes: tuple[str, ...] | None = None
+) -> None:
+    """Load the packaged ImageNet weights; the classifier only when the model has one (``skip_prefixes``: the
+    parts a model without them leaves out, e.g. a detector trunk's whole classifier end)."""
     path = path or imagenet_weights_path()
     state = torch_to_paddle_names(load_legacy_state_dict(path))
-    load_checked(model, state, skip_prefixes=() if model._fc is not None else ("_fc.",), source=str(path))
+    if skip_prefixes is None:
+        skip_prefixes = () if model._fc is not None else ("_fc.",)
+    load_checked(model, state, skip_prefixes=skip_prefixes, source=str(path))

@@ -38,9 +38,15 @@ class PicoDet(nn.Layer):
         self.neck = neck
         self.head = head
 
-    def forward(self, image: paddle.Tensor) -> tuple[list[paddle.Tensor], list[paddle.Tensor]]:
-        """Class logits [N, C, H/s, W/s] and box bins [N, 4·(reg_max+1), H/s, W/s] per stride s."""
-        return self.head(self.neck(self.backbone(image)))
+    def forward(
+        self, image: paddle.Tensor, start_stage: int = 0
+    ) -> tuple[list[paddle.Tensor], list[paddle.Tensor]]:
+        """Class logits [N, C, H/s, W/s] and box bins [N, 4·(reg_max+1), H/s, W/s] per stride s.
+
+        ``start_stage`` > 0: ``image`` is the output of a frozen trunk's last stage (backbones that have stages).
+        """
+        features = self.backbone(image, start_stage) if start_stage else self.backbone(image)
+        return self.head(self.neck(features))
 
     def predict(self, image: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         """Every anchor before NMS: scores [N, C, A] (sigmoid) and boxes [N, A, 4] in input pixels, unclipped."""
@@ -58,6 +64,9 @@ class PicoDet(nn.Layer):
     @property
     def architecture(self) -> str:
         """``picodet_lcnet_x2_5`` style name of the backbone scale (the names ``DETECTOR_ARCHITECTURES`` uses)."""
+        named = getattr(self.backbone, "detector_architecture", None)
+        if named:
+            return named
         whole, _, fraction = f"{self.backbone.scale:.2f}".rstrip("0").partition(".")
         return f"picodet_lcnet_x{whole}_{fraction or '0'}"
 
@@ -93,9 +102,19 @@ def build_picodet(
     return PicoDet(backbone, neck, head)
 
 
+# The EfficientNet-Lite0 detector (trainer/models/picodet_efficientnet.py) with its recipe's neck and head widths.
+EFFICIENTNET_ARCHITECTURE = "picodet_efficientnet_lite0"
+
+
 def build_picodet_architecture(name: str, num_classes: int = 1) -> PicoDet:
+    if name == EFFICIENTNET_ARCHITECTURE:
+        from trainer.models.picodet_efficientnet import build_picodet_efficientnet
+
+        # random trunk: the caller loads a whole detector checkpoint over it
+        return build_picodet_efficientnet(num_classes, imagenet=False)
     if name not in DETECTOR_ARCHITECTURES:
-        raise ValueError(f"unknown detector architecture {name!r}; known: {', '.join(DETECTOR_ARCHITECTURES)}")
+        known = ", ".join([*DETECTOR_ARCHITECTURES, EFFICIENTNET_ARCHITECTURE])
+        raise ValueError(f"unknown detector architecture {name!r}; known: {known}")
     return build_picodet(DETECTOR_ARCHITECTURES[name], num_classes)
 
 

@@ -42,9 +42,14 @@ def run_synth(
     workers: int,
     assets_dir: Path | None,
     overwrite: bool,
+    *,
+    shelf_share: float = 0.3,
+    empty_share: float = 0.1,
 ) -> None:
     try:
         options = SynthOptions(
+            shelf_share=shelf_share,
+            empty_share=empty_share,
             seed=seed,
             classes=classes,
             scenes_per_class=scenes_per_class,
@@ -76,7 +81,7 @@ def run_synth(
     counts = summary["counts"]
     typer.echo(
         f"wrote {out}: {counts['detection_train_images']}/{counts['detection_val_images']}/"
-        f"{counts['detection_test_images']} train/val/test scenes, "
+        f"{counts['detection_test_images']} train/val/test scenes (standard, shelf and empty), "
         f"{counts['train_list']}/{counts['val_list']}/{counts['test_list']} recognition images"
     )
 

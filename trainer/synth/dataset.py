@@ -3,7 +3,9 @@
 Layout under ``out``; paths in the lists and json files are relative to the file's own folder (``../images/…``),
 so readers that default their image root to the list's folder need no option::
 
-    images/scenes/<split>/NNNNNN.jpg         photos (detection images)
+    images/scenes/<split>/NNNNNN.jpg         photos of 1-3 products (standard scenes)
+    images/scenes/<split>/shelf_NNNNNN.jpg   dense shelves of 5-30 products (detection only)
+    images/scenes/<split>/empty_NNNNNN.jpg   no product at all (detection only)
     images/crops/<split>/NNNNNN_K.jpg        ground-truth crops of their products (recognition queries)
     images/gallery/<split>/CCCCC_V.jpg       view V of class C: 0 the clean card, 1-2 lightly augmented
     recognition/train_list.txt               every train crop and view
@@ -11,7 +13,8 @@ so readers that default their image root to the list's folder need no option::
     recognition/<val|test>_gallery_list.txt  views of the classes in the gallery
     recognition/<val|test>_query_list.txt    crops of those classes
     recognition/<val|test>_openset_list.txt  crops of classes kept out of the gallery (rejection tuning)
-    detection/<split>.json                   COCO, one category ``foreground``, ``main_annotation_id`` per image
+    detection/<split>.json                   COCO, one category ``foreground``, ``main_annotation_id`` and
+                                             ``scene_kind`` per image
 """
 
 from __future__ import annotations
@@ -80,7 +83,13 @@ def write_recognition_lists(
     open_set = {item.class_id for item in classes if item.open_set}
     counts: dict[str, int] = {}
     for split in SPLITS:
-        crops = [(UP + target.crop_file, target.class_id) for s in scenes if s.split is split for target in s.targets]
+        crops = [
+            (UP + target.crop_file, target.class_id)
+            for s in scenes
+            if s.split is split
+            for target in s.targets
+            if target.crop_file is not None
+        ]
         split_views = [(UP + view.file, view.class_id) for view in views if view.split is split]
         counts[f"{split.value}_list"] = write_label_list(folder / f"{split.value}_list.txt", split_views + crops)
         if split is Split.train:
@@ -96,8 +105,8 @@ def write_recognition_lists(
 
 
 def _detection_image(record: SceneRecord, size: int) -> DetectionImage:
-    annotations = [Annotation(target.box, target.area, target.class_id) for target in record.targets]
-    return DetectionImage(UP + record.file, size, size, record.background, annotations)
+    annotations = [Annotation(target.box, target.area, target.class_id, target.hidden) for target in record.targets]
+    return DetectionImage(UP + record.file, size, size, record.background, annotations, record.kind.value)
 
 
 def _class_entry(item: ProductClass) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from enum import Enum
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from trainer.synth.assets import ObjectAsset, load_object
 from trainer.synth.cards import flatten_card
 from trainer.synth.catalog import Catalog, ProductClass, render_product
 from trainer.synth.difficulty import Difficulty
-from trainer.synth.scenes import compose_scene, crop, decode_jpeg, encode_jpeg
+from trainer.synth.scenes import compose_empty, compose_scene, compose_shelf, crop, decode_jpeg, encode_jpeg
 from trainer.synth.splits import SPLITS, Split
 
-SCENE_STREAM, VIEW_STREAM = 1, 2
+SCENE_STREAM, VIEW_STREAM, SHELF_STREAM, EMPTY_STREAM = 1, 2, 3, 4
 CROP_QUALITY = 95
 DISTRACTOR_SIDE = 256
 # Gallery views: a shop's own photos of a product, close to the clean card.
@@ -54,6 +55,20 @@ class SynthOptions(BaseModel):
     open_set_share: float = Field(0.2, ge=0, lt=1, description="share of val/test keys kept out of the gallery")
     difficulty_name: str = "default"
     difficulty: Difficulty = Difficulty()
+    # Scene kinds beside the standard 1-3 products (own random streams: the standard scenes do not change).
+    shelf_share: float = Field(0.3, ge=0, description="dense shelf scenes per standard scene of a split")
+    shelf_products: tuple[int, int] = Field((5, 30), description="products per shelf scene (fewer when full)")
+    empty_share: float = Field(0.1, ge=0, description="scenes without any product per standard scene")
+
+    def kind_count(self, kind: SceneKind, standard: int) -> int:
+        share = {SceneKind.standard: 1.0, SceneKind.shelf: self.shelf_share, SceneKind.empty: self.empty_share}
+        return round(standard * share[kind])
+
+
+class SceneKind(str, Enum):
+    standard = "standard"  # 1-3 products with distractors: recognition queries and the main-object benchmark
+    shelf = "shelf"  # rows of 5-30 products side by side, touching, partly hidden: detector recall
+    empty = "empty"  # background and distractors only: the detector must find nothing
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,8 @@ class TargetRecord:
     class_id: int
     box: tuple[int, int, int, int]
     area: int
-    crop_file: str
+    crop_file: str | None  # standard scenes only: shelf products are too small and hidden to be queries
+    hidden: bool = False  # mostly hidden shelf product: an ignore region (COCO iscrowd)
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ class SceneRecord:
     file: str
     background: str
     targets: list[TargetRecord]
+    kind: SceneKind = SceneKind.standard
 
 
 @dataclass(frozen=True)
@@ -118,9 +135,12 @@ def generate(
         for item in by_split[split]
         for view in range(options.gallery_views)
     ]
-    jobs += [
-        ("scene", split, index) for split in SPLITS for index in range(len(by_split[split]) * options.scenes_per_class)
-    ]
+    for kind in SceneKind:
+        jobs += [
+            (kind.value, split, index)
+            for split in SPLITS
+            for index in range(options.kind_count(kind, len(by_split[split]) * options.scenes_per_class))
+        ]
     if on_total:
         on_total(len(jobs))
     records = list(_run(context, jobs, workers, progress))
@@ -146,6 +166,12 @@ def _run(context: _Context, jobs: list[tuple], workers: int, progress: Callable[
             yield result
 
 
+def _worker_context() -> _Context:
+    if _context is None:
+        raise RuntimeError("a generator job ran in a process the pool did not initialise")
+    return _context
+
+
 def _initialise(context: _Context) -> None:
     global _context
     _context = context
@@ -165,11 +191,13 @@ def _initialise_worker(context: _Context) -> None:
 
 
 def _job(job: tuple) -> SceneRecord | ViewRecord:
-    return _scene(*job[1:]) if job[0] == "scene" else _view(*job[1:])
+    kind, *arguments = job
+    runners = {SceneKind.standard.value: _scene, SceneKind.shelf.value: _shelf, SceneKind.empty.value: _empty}
+    return runners[kind](*arguments) if kind in runners else _view(*arguments)
 
 
 def _scene(split: Split, index: int) -> SceneRecord:
-    context = _context
+    context = _worker_context()
     options = context.options
     difficulty = options.difficulty
     rng = np.random.default_rng([options.seed, SPLITS.index(split), SCENE_STREAM, index])
@@ -179,12 +207,7 @@ def _scene(split: Split, index: int) -> SceneRecord:
     # Draw the other products among the pool without the anchor: skip its position.
     others = sorted(int(pick) for pick in rng.choice(len(pool) - 1, count, replace=False)) if count > 0 else []
     chosen = [pool[anchor]] + [pool[pick + (pick >= anchor)] for pick in others]
-    background = context.backgrounds[split][int(rng.integers(len(context.backgrounds[split])))]
-    clutter = context.distractors[split]
-    clutter_count = int(rng.integers(difficulty.distractors[0], difficulty.distractors[1] + 1)) if clutter else 0
-    picked = [_object(clutter[int(rng.integers(len(clutter)))].name) for _ in range(clutter_count)]
-    distractors = [rgba for rgba in picked if rgba is not None]
-    source = backgrounds.load_background(background, round(options.scene_size * 1.25))
+    background, source, distractors = _backdrop(split, rng)
     scene = compose_scene(
         source, [_product(item.asset.name) for item in chosen], distractors, rng, difficulty, options.scene_size
     )
@@ -201,8 +224,51 @@ def _scene(split: Split, index: int) -> SceneRecord:
     return SceneRecord(split, file, background.name, targets)
 
 
+def _backdrop(split: Split, rng: np.random.Generator, least_clutter: int = 0) -> tuple:
+    """A background of the split (its asset and pixels) and the clutter to paste on it."""
+    context = _worker_context()
+    options, difficulty = context.options, context.options.difficulty
+    background = context.backgrounds[split][int(rng.integers(len(context.backgrounds[split])))]
+    clutter = context.distractors[split]
+    low, high = max(difficulty.distractors[0], least_clutter), max(difficulty.distractors[1], least_clutter)
+    clutter_count = int(rng.integers(low, high + 1)) if clutter else 0
+    picked = [_object(clutter[int(rng.integers(len(clutter)))].name) for _ in range(clutter_count)]
+    distractors = [rgba for rgba in picked if rgba is not None]
+    source = backgrounds.load_background(background, round(options.scene_size * 1.25))
+    return background, source, distractors
+
+
+def _shelf(split: Split, index: int) -> SceneRecord:
+    options = _worker_context().options
+    rng = np.random.default_rng([options.seed, SPLITS.index(split), SHELF_STREAM, index])
+    pool = _worker_context().classes[split]
+    picks = sorted(int(pick) for pick in rng.choice(len(pool), min(len(pool), 12), replace=False))
+    chosen = [pool[pick] for pick in picks]
+    background, source, distractors = _backdrop(split, rng)
+    scene = compose_shelf(source, [_product(item.asset.name) for item in chosen], distractors, rng,
+                          options.difficulty, options.scene_size, options.shelf_products)
+    file = _write(_worker_context().out, f"images/scenes/{split.value}/shelf_{index:06d}.jpg",
+                  encode_jpeg(scene.image, scene.jpeg_quality))
+    targets = [
+        TargetRecord(chosen[pick].class_id, box, area, None, hidden)
+        for pick, box, area, hidden in zip(scene.products, scene.boxes, scene.areas, scene.hidden, strict=True)
+    ]
+    return SceneRecord(split, file, background.name, targets, SceneKind.shelf)
+
+
+def _empty(split: Split, index: int) -> SceneRecord:
+    options = _worker_context().options
+    rng = np.random.default_rng([options.seed, SPLITS.index(split), EMPTY_STREAM, index])
+    background, source, distractors = _backdrop(split, rng, least_clutter=1)
+    image = compose_empty(source, distractors, rng, options.difficulty, options.scene_size)
+    quality = int(rng.integers(options.difficulty.jpeg_quality[0], options.difficulty.jpeg_quality[1] + 1))
+    name = f"images/scenes/{split.value}/empty_{index:06d}.jpg"
+    file = _write(_worker_context().out, name, encode_jpeg(image, quality))
+    return SceneRecord(split, file, background.name, [], SceneKind.empty)
+
+
 def _view(split: Split, class_id: int, view: int) -> ViewRecord:
-    context = _context
+    context = _worker_context()
     item = _classes[class_id]
     card = _product(item.asset.name)
     if view == 0:
@@ -229,13 +295,13 @@ def _write(out: Path, relative: str, data: bytes) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _product(name: str) -> np.ndarray:
-    return render_product(_assets[name], _context.modules)
+    return render_product(_assets[name], _worker_context().modules)
 
 
 @functools.lru_cache(maxsize=512)
 def _object(name: str) -> np.ndarray | None:
     """A distractor, or ``None`` for an empty clip-art file (the scene then has one distractor less)."""
     try:
-        return load_object(_assets[name], _context.modules, DISTRACTOR_SIDE)
+        return load_object(_assets[name], _worker_context().modules, DISTRACTOR_SIDE)
     except ValueError:
         return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer.synth.difficulty import Difficulty
 
-Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+XYWH = tuple[int, int, int, int]  # a COCO box: x, y, width, height in pixels (the service's Box is x1, y1, x2, y2)
 PLACEMENT_TRIES = 12
 # Products shrink when they share a scene (x0.78 for two, x0.68 for three) so that they rarely hide each other.
 CROWDING_EXPONENT = 0.35
@@ -26,7 +26,7 @@ DISTRACTOR_SCALE = (0.08, 0.3)
 @dataclass(frozen=True)
 class Scene:
     image: np.ndarray  # RGB uint8, before JPEG
-    boxes: list[Box]  # one per target, in the order given
+    boxes: list[XYWH]  # one per target, in the order given
     areas: list[int]  # mask pixels per target
     jpeg_quality: int
 
@@ -45,7 +45,7 @@ def compose_scene(
         side = rng.uniform(*DISTRACTOR_SCALE) * size
         homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
         paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
-    boxes: list[Box] = []
+    boxes: list[XYWH] = []
     areas: list[int] = []
     crowding = len(targets) ** -CROWDING_EXPONENT
     for rgba in targets:
@@ -86,7 +86,7 @@ def object_homography(
     perspective: float,
     longest_side: float,
     scene_size: int,
-    avoid: list[Box],
+    avoid: list[XYWH],
 ) -> np.ndarray:
     """Perspective jitter of the corners, a rotation, a scale to ``longest_side`` and a place inside the scene."""
     height, width = shape
@@ -102,7 +102,7 @@ def object_homography(
     warp = np.diag([scale, scale, 1.0]) @ warp
     projected = _project(warp, corners)
     low, high = projected.min(axis=0), projected.max(axis=0)
-    best, best_overlap = None, np.inf
+    best, best_overlap = np.zeros(2), np.inf  # the first try always replaces it
     for _ in range(PLACEMENT_TRIES):
         offset = rng.uniform(0, np.maximum(scene_size - (high - low) - 1, 0)) - low
         box = (*(low + offset), *(high - low))
@@ -125,14 +125,15 @@ def paste(canvas: np.ndarray, rgba: np.ndarray, homography: np.ndarray, shadow: 
     warped_colour = cv2.warpPerspective(premultiplied, homography, (width, height), **flags)
     if shadow is not None:
         shift, sigma, strength = shadow
-        moved = cv2.warpAffine(warped_alpha, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (width, height))
+        translation = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], dtype=np.float32)
+        moved = cv2.warpAffine(warped_alpha, translation, (width, height))
         canvas *= (1.0 - strength * cv2.GaussianBlur(moved, (0, 0), sigma))[..., None]
     canvas *= (1.0 - warped_alpha)[..., None]
     canvas += warped_colour
     return warped_alpha
 
 
-def mask_box(alpha: np.ndarray, threshold: float = 0.5) -> Box | None:
+def mask_box(alpha: np.ndarray, threshold: float = 0.5) -> XYWH | None:
     rows = np.flatnonzero((alpha >= threshold).any(axis=1))
     columns = np.flatnonzero((alpha >= threshold).any(axis=0))
     if rows.size == 0:
@@ -157,7 +158,7 @@ def light_object(rgba: np.ndarray, rng: np.random.Generator, strength: float) ->
     return np.dstack([np.clip(colour, 0, 255).astype(np.uint8), rgba[..., 3]])
 
 
-def occlude(canvas: np.ndarray, box: Box, rng: np.random.Generator, extent: tuple[float, float]) -> None:
+def occlude(canvas: np.ndarray, box: XYWH, rng: np.random.Generator, extent: tuple[float, float]) -> None:
     """A solid bar (a shelf edge, a hand, a price strip) across part of the object."""
     x, y, width, height = box
     vertical = rng.random() < 0.5
@@ -194,7 +195,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def crop(image: np.ndarray, box: Box) -> np.ndarray:
+def crop(image: np.ndarray, box: XYWH) -> np.ndarray:
     x, y, width, height = box
     return image[y : y + height, x : x + width]
 
@@ -231,3 +232,112 @@ def _coverage(first: tuple, second: tuple) -> float:
     height = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     intersection = width * height
     return intersection / max(min(aw * ah, bw * bh), 1e-9)
+
+
+# Dense shelves: rows of products side by side. A product hidden beyond this share by its neighbours is an
+# ignore region (COCO iscrowd) rather than a target nobody could find.
+SHELF_ROWS = (1, 4)
+SHELF_GAP = (-0.18, 0.04)  # gap between neighbours as a share of the product width; negative: overlapping
+SHELF_MIN_VISIBLE = 0.5
+# Package shapes: a card is stretched to a tall box, a flat tin or left as it is (width / height factor).
+PACKAGE_STRETCH = (0.55, 1.0, 1.6)
+
+
+@dataclass(frozen=True)
+class ShelfScene:
+    image: np.ndarray
+    boxes: list[XYWH]  # visible part of each placed product
+    areas: list[int]
+    hidden: list[bool]  # less than SHELF_MIN_VISIBLE of the product shows: an ignore region
+    products: list[int]  # index into the ``products`` argument for each box
+    jpeg_quality: int
+
+
+def compose_shelf(
+    background: np.ndarray,
+    products: list[np.ndarray],
+    distractors: list[np.ndarray],
+    rng: np.random.Generator,
+    difficulty: Difficulty,
+    size: int,
+    count: tuple[int, int],
+) -> ShelfScene:
+    """Rows of ``count`` products (fewer when they do not fit), touching or partly hiding each other."""
+    canvas = crop_background(background, rng, size)
+    for rgba in distractors:
+        side = rng.uniform(*DISTRACTOR_SCALE) * size
+        paste(canvas, rgba, object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, []), None)
+    wanted = int(rng.integers(count[0], count[1] + 1))
+    rows = int(rng.integers(SHELF_ROWS[0], SHELF_ROWS[1] + 1))
+    rows = max(1, min(rows, round(np.sqrt(wanted)) + 1))
+    row_height = size / rows
+    per_row = -(-wanted // rows)
+    alphas: list[np.ndarray] = []
+    picks: list[int] = []
+    for row in range(rows):
+        height = row_height * rng.uniform(0.72, 0.95)
+        # shrink the products of a crowded row so that about ``per_row`` of them fit across the photo
+        height = min(height, size / max(per_row, 1) / 0.8)
+        x = rng.uniform(0, 0.06) * size
+        top = row * row_height + (row_height - height) * rng.uniform(0.3, 1.0)
+        while len(picks) < wanted:
+            pick = int(rng.integers(len(products)))
+            stretch = PACKAGE_STRETCH[int(rng.integers(len(PACKAGE_STRETCH)))]
+            rgba = products[pick]
+            aspect = rgba.shape[1] / rgba.shape[0] * stretch
+            item_height = height * rng.uniform(0.85, 1.0)
+            width = item_height * aspect
+            if x + width > size - 1:
+                break
+            lit = light_object(rgba, rng, difficulty.photometric)
+            homography = _shelf_homography(rgba.shape[:2], x, top + height - item_height, width, item_height, rng,
+                                           difficulty.perspective * 0.3)
+            alphas.append(paste(canvas, lit, homography, None))
+            picks.append(pick)
+            x += width * (1 + rng.uniform(*SHELF_GAP))
+    boxes, areas, hidden, kept = [], [], [], []
+    covered = np.zeros((size, size), np.float32)
+    visible_alphas = []
+    for alpha in reversed(alphas):  # later products lie on top of earlier ones
+        visible_alphas.append(alpha * (1.0 - covered))
+        covered = np.maximum(covered, alpha)
+    for index, (alpha, visible) in enumerate(zip(alphas, reversed(visible_alphas), strict=True)):
+        box = mask_box(visible)
+        if box is None:
+            continue
+        own, shown = int((alpha >= 0.5).sum()), int((visible >= 0.5).sum())
+        boxes.append(box)
+        areas.append(shown)
+        hidden.append(shown < SHELF_MIN_VISIBLE * max(own, 1))
+        kept.append(picks[index])
+    for box, is_hidden in zip(boxes, hidden, strict=True):
+        if not is_hidden and rng.random() < difficulty.occlusion_probability * 0.5:
+            occlude(canvas, box, rng, (0.05, 0.15))
+    image = finish(canvas, rng, difficulty)
+    quality = int(rng.integers(difficulty.jpeg_quality[0], difficulty.jpeg_quality[1] + 1))
+    return ShelfScene(image, boxes, areas, hidden, kept, quality)
+
+
+def compose_empty(
+    background: np.ndarray, distractors: list[np.ndarray], rng: np.random.Generator, difficulty: Difficulty, size: int
+) -> np.ndarray:
+    """A photo without any product: background and clutter only (the detector must stay silent)."""
+    canvas = crop_background(background, rng, size)
+    light_angle = rng.uniform(0, 2 * np.pi)
+    for rgba in distractors:
+        side = rng.uniform(*DISTRACTOR_SCALE) * size
+        homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
+        paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
+    return finish(canvas, rng, difficulty)
+
+
+def _shelf_homography(
+    shape: tuple[int, int], left: float, top: float, width: float, height: float, rng: np.random.Generator,
+    perspective: float,
+) -> np.ndarray:
+    """Maps the card onto the rectangle (left, top, width, height) with a little corner jitter."""
+    source_height, source_width = shape
+    corners = np.array([[0, 0], [source_width, 0], [source_width, source_height], [0, source_height]], np.float32)
+    target = np.array([[left, top], [left + width, top], [left + width, top + height], [left, top + height]])
+    target = target + rng.uniform(-perspective, perspective, (4, 2)) * [width, height]
+    return cv2.getPerspectiveTransform(corners, target.astype(np.float32)).astype(np.float64)

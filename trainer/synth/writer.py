@@ -20,6 +20,7 @@ class Annotation:
     box: tuple[int, int, int, int]
     area: int
     class_id: int
+    crowd: bool = False  # a mostly hidden shelf product: COCO's ignore region
 
 
 @dataclass
@@ -29,6 +30,7 @@ class DetectionImage:
     height: int
     background: str
     annotations: list[Annotation] = field(default_factory=list)
+    kind: str = "standard"  # trainer.synth.generator.SceneKind
 
 
 def write_label_list(path: Path, entries: Iterable[tuple[str, int | str]], separator: str = " ") -> int:
@@ -50,8 +52,10 @@ def read_label_list(path: Path, separator: str | None = None) -> list[tuple[str,
 
 
 def coco_document(images: list[DetectionImage], description: str) -> dict[str, Any]:
-    """One category ``foreground``; each image names its main object: the largest target by mask area."""
-    coco_images, coco_annotations = [], []
+    """One category ``foreground``; each standard image names its main object: the largest target by mask area
+    (shelf and empty scenes name none: ``main_annotation_id`` null)."""
+    coco_images: list[dict[str, Any]] = []
+    coco_annotations: list[dict[str, Any]] = []
     for image_id, image in enumerate(images, start=1):
         main_id = None
         main_area = -1
@@ -65,11 +69,11 @@ def coco_document(images: list[DetectionImage], description: str) -> dict[str, A
                     "category_id": FOREGROUND_CATEGORY["id"],
                     "bbox": [x, y, width, height],
                     "area": annotation.area,
-                    "iscrowd": 0,
+                    "iscrowd": int(annotation.crowd),
                     "class_id": annotation.class_id,
                 }
             )
-            if annotation.area > main_area:
+            if image.kind == "standard" and not annotation.crowd and annotation.area > main_area:
                 main_id, main_area = annotation_id, annotation.area
         coco_images.append(
             {
@@ -79,6 +83,7 @@ def coco_document(images: list[DetectionImage], description: str) -> dict[str, A
                 "height": image.height,
                 "background": image.background,
                 "main_annotation_id": main_id,
+                "scene_kind": image.kind,
             }
         )
     return {

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from service.api.auth import Reader, Writer
 from service.api.deps import StateDep
+from service.api.errors import documented_errors
 from service.api.schemas import (
     EnrolmentResponse,
-    ErrorResponse,
     ImageDeleted,
     ImagePublic,
     ItemDeleted,
@@ -33,8 +33,7 @@ from service.registration import Registration, register
 from service.state import CommitGate, ServiceState
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)}
+ERRORS = documented_errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)
 ENROLMENT = {**ERRORS, 200: {"model": EnrolmentResponse,
                              "description": "these bytes were already registered for this item: nothing changed"}}
 MAX_OFFSET = 1_000_000_000

@@ -13,7 +13,7 @@ from service.api.auth import Reader, requires
 from service.api.deps import StateDep
 from service.api.schemas import ErrorResponse, Health, InfoResponse, ModelInfo, Readiness
 from service.inference.manifest import ModelManifest
-from service.inference.runtime import PaddleModel
+from service.inference.session import Session
 
 router = APIRouter(tags=["operations"])
 
@@ -45,8 +45,8 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
     store = settings.models.store
     return InfoResponse(
         version=__version__,
-        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.model, store, details=details),
-        detector=_model_info(detector.manifest, detector.model, store, details=details) if detector else None,
+        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.session, store, details=details),
+        detector=_model_info(detector.manifest, detector.session, store, details=details) if detector else None,
         embedding_dim=recognizer.embedder.embedding_dim,
         gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
         defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
@@ -61,8 +61,9 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _model_info(manifest: ModelManifest, model: PaddleModel, store: Path, *, details: bool) -> ModelInfo:
-    directory, store = model.files.program.parent.resolve(), store.resolve()
+def _model_info(manifest: ModelManifest, session: Session, store: Path, *, details: bool) -> ModelInfo:
+    loaded = session.info
+    directory, store = Path(loaded.directory).resolve(), store.resolve()
     # Where the model lives in the store, but never the server's file system layout.
     shown = directory.relative_to(store) if directory.is_relative_to(store) else Path(directory.name)
     return ModelInfo(
@@ -70,8 +71,8 @@ def _model_info(manifest: ModelManifest, model: PaddleModel, store: Path, *, det
         kind=manifest.kind.value,
         architecture=manifest.architecture,
         directory=shown.as_posix(),
-        format="paddle-2.x pdmodel" if model.files.legacy else "paddle-3.x json",
-        passes_deleted=list(model.passes_deleted),
+        format=loaded.format,
+        passes_deleted=list(loaded.passes_deleted),
         preprocess=manifest.preprocess.model_dump(mode="json"),
         provenance=manifest.provenance if details else None,
     )

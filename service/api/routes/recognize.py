@@ -2,21 +2,21 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 from service.api.auth import Reader
 from service.api.deps import StateDep
-from service.api.schemas import ErrorResponse, ModelIds, RecognizeResponse
+from service.api.errors import documented_errors
+from service.api.schemas import ModelIds, RecognizeResponse
 from service.api.uploads import IMAGE_FORMAT, read_upload
 from service.config import WholeImage
 from service.inference.image import DecodeLimits
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 429, 503, 504)}
+ERRORS = documented_errors(400, 401, 403, 413, 415, 422, 429, 503, 504)
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)

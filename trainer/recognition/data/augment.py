@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from service.inference.image import normalize, resize
 from service.inference.manifest import Preprocess
-from trainer.config import AugmentConfig
+from trainer.recognition.config import AugmentConfig
 
 RGBImage = NDArray[np.uint8]
 

@@ -1,19 +1,17 @@
-"""``shitu train rec`` configuration: one YAML file validated by pydantic, with dotted overrides from the CLI."""
+"""``shitu train rec`` configuration: one YAML file validated by pydantic (the base: :mod:`trainer.yaml_config`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from trainer.yaml_config import ConfigSection, load_yaml_config
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class AugmentConfig(_Section):
+class AugmentConfig(ConfigSection):
     """GeneralRecognitionV2 train augmentation; a probability or size of 0 switches a step off.
 
     Normalization is not configured here: it is the model's own (its manifest's) preprocessing.
@@ -26,8 +24,8 @@ class AugmentConfig(_Section):
     rotation_degrees: float = Field(90.0, ge=0.0, le=180.0, description="angle drawn from U[-d, +d]")
 
 
-class DataConfig(_Section):
-    root: Path = Field(description="directory the list paths are relative to")
+class DataConfig(ConfigSection):
+    root: Path = Field(description="directory the list paths are relative to (relative: to the working directory)")
     train_list: Path
     eval_list: Path | None = Field(None, description="query = gallery list; needs a unique id in column 3")
     query_list: Path | None = None
@@ -51,7 +49,7 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     arch: Literal["pplcnetv2_base", "efficientnet_lite0"] = "pplcnetv2_base"
     pretrained: bool = Field(False, description="ImageNet backbone weights (offline only for efficientnet_lite0)")
     init_checkpoint: Path | None = Field(None, description="a .pdparams to start from, e.g. PP-ShiTuV2's; head skipped")
@@ -60,7 +58,7 @@ class ModelConfig(_Section):
     arc_margin: float = Field(0.15, ge=0.0, lt=1.5, description="ArcMargin m in radians")
 
 
-class LossConfig(_Section):
+class LossConfig(ConfigSection):
     ce_weight: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     triplet_weight: float = Field(1.0, ge=0.0)
@@ -70,7 +68,7 @@ class LossConfig(_Section):
     an_value: float = 0.4
 
 
-class OptimizerConfig(_Section):
+class OptimizerConfig(ConfigSection):
     base_lr: float = Field(0.06, gt=0.0, description="LR at reference_batch images per step")
     reference_batch: int | None = Field(
         2048, ge=1, description="LR is base_lr * global_batch / reference_batch; null = base_lr is absolute"
@@ -88,7 +86,7 @@ class OptimizerConfig(_Section):
     )
 
 
-class TrainRecognitionConfig(_Section):
+class TrainRecognitionConfig(ConfigSection):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -134,37 +132,7 @@ class TrainRecognitionConfig(_Section):
         return self.optimizer.base_lr * scale
 
 
-def load_config(path: Path, overrides: list[str] | None = None) -> TrainRecognitionConfig:
-    """Read YAML, apply ``section.key=value`` overrides (values parsed as YAML), validate.
-
-    A relative ``data.root`` in the file is relative to the file; one given as an override, to the working directory.
-    """
-    path = Path(path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: the config must be a mapping")
-    _resolve_relative_paths(raw, path.parent)
-    for override in overrides or []:
-        apply_override(raw, override)
-    return TrainRecognitionConfig.model_validate(raw)
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    key, separator, value = override.partition("=")
-    if not separator or not key.strip():
-        raise ValueError(f"override {override!r} is not of the form section.key=value")
-    *parents, leaf = key.strip().split(".")
-    node = raw
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ValueError(f"override {override!r}: {part} is not a section")
-        node = child
-    node[leaf] = yaml.safe_load(value)
-
-
-def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
-    # Data paths in a config file are relative to the file, so configs travel with their datasets.
-    data = raw.get("data")
-    if isinstance(data, dict) and data.get("root") is not None and not Path(data["root"]).is_absolute():
-        data["root"] = str(base / data["root"])
+def load_recognition_config(path: Path, overrides: Mapping[str, Any] | Sequence[str] | None = None
+                             ) -> TrainRecognitionConfig:
+    """The YAML file with dotted overrides (see :mod:`trainer.yaml_config`), validated."""
+    return load_yaml_config(path, TrainRecognitionConfig, overrides)

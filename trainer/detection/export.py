@@ -3,14 +3,14 @@
 Inputs ``image`` [N,3,S,S] and ``scale_factor`` [N,2] (S/h, S/w), as PaddleDetection's exports (no ``im_shape``:
 nothing is clipped to the input frame, so the graph does not need it). Outputs by position: 0 = ``bbox`` [M,6]
 rows (class, score, x1, y1, x2, y2) in original-image pixels, not clipped to the image, sorted by score per image;
-1 = ``bbox_num`` [N] int32. Score threshold and NMS run inside the graph with PaddleDetection's PicoDet settings.
+1 = ``bbox_num`` [N] int32. Score threshold and NMS run inside the graph: the one definition in ``postprocess.py``.
 Beside the program: ``infer_cfg.yml`` (PaddleDetection's deploy config, for tools that read it) and our
 ``manifest.json`` (what the service reads).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,12 @@ from paddle import _C_ops, nn
 from paddle.static import InputSpec
 
 from service.inference.manifest import DetectorDefaults, Interpolation, ModelKind, ModelManifest, Preprocess
+from trainer.detection.postprocess import NmsSettings
 from trainer.models.picodet import SIZE_MULTIPLE, PicoDet
 
 PROGRAM_STEM = "inference"
 INPUT_NAMES = ("image", "scale_factor")
 CV2_INTER_CUBIC = 2
-
-
-@dataclass(frozen=True)
-class NmsSettings:
-    """PaddleDetection's PicoDet post-processing (``nms_pre`` per level, then MultiClassNMS)."""
-
-    nms_pre: int = 1000
-    score_threshold: float = 0.025
-    nms_top_k: int = 1000
-    keep_top_k: int = 100
-    iou_threshold: float = 0.6
 
 
 class DetectorWithPostProcess(nn.Layer):

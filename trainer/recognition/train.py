@@ -19,16 +19,24 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from trainer.config import TrainRecognitionConfig
-from trainer.data.augment import TrainAugment
-from trainer.data.dataset import BatchLoader, RecognitionDataset
-from trainer.data.labels import class_index, read_label_list
-from trainer.data.sampler import PKSampler, identity_weights
-from trainer.export_recognition import export_recognition
 from trainer.frozen_trunk import FrozenTrunk, network_input
-from trainer.losses import ArcMarginHead, RecognitionLoss
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
-from trainer.recognition_evaluation import build_evaluation, evaluate
+from trainer.recognition.checkpoints import (
+    MODEL_FILE,
+    Progress,
+    TrainingParts,
+    load_checkpoint,
+    read_progress,
+    save_checkpoint,
+)
+from trainer.recognition.config import TrainRecognitionConfig
+from trainer.recognition.data.augment import TrainAugment
+from trainer.recognition.data.dataset import BatchLoader, RecognitionDataset
+from trainer.recognition.data.labels import class_index, read_label_list
+from trainer.recognition.data.sampler import PKSampler, identity_weights
+from trainer.recognition.evaluate import build_evaluation, evaluate
+from trainer.recognition.export import export_recognition
+from trainer.recognition.losses import ArcMarginHead, RecognitionLoss
 from trainer.schedule import (
     WarmupCosine,
     backbone_stages,
@@ -36,14 +44,6 @@ from trainer.schedule import (
     freeze_stages,
     scale_stage_learning_rates,
     set_training_mode,
-)
-from trainer.training_state import (
-    MODEL_FILE,
-    Progress,
-    TrainingParts,
-    load_checkpoint,
-    read_progress,
-    save_checkpoint,
 )
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class RecognitionTrainer:
         data = self.config.data
         weights = identity_weights(self.train_set.num_classes, data.upweight_ranges, data.upweight_ratio)
         sampler = PKSampler(
-            self.train_set.labels,
+            self.train_set.labels.tolist(),
             self.config.batch_size,
             self.config.images_per_id,
             id_weights=weights,

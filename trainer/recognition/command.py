@@ -1,4 +1,4 @@
-"""The body of ``shitu train rec``: config loading with overrides, rich progress and logs, a summary."""
+"""The body of ``shitu train rec``: config with ``--set`` overrides, resume, rich progress and logs, a summary."""
 
 from __future__ import annotations
 
@@ -10,20 +10,25 @@ from pydantic import ValidationError
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from trainer.config import load_config
-from trainer.training_state import resolve_checkpoint
+from trainer.recognition.checkpoints import resolve_checkpoint
+from trainer.recognition.config import load_recognition_config
 
 
-def run_train_recognition(config_path: Path, overrides: list[str], resume: Path | None) -> None:
+def run_train_recognition(config_path: Path, overrides: list[str], *, resume: bool) -> None:
+    """``resume``: continue the run in the config's ``output`` from its newest checkpoint."""
     try:
-        config = load_config(config_path, overrides)
+        config = load_recognition_config(config_path, overrides)
     except (ValidationError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every CPU feature it probes
-    from trainer.train_recognition import train_recognition  # imports faiss: after the line above
+    from trainer.recognition.train import train_recognition  # imports faiss: after the line above
 
-    checkpoint = resolve_checkpoint(resume) if resume is not None else None
+    try:
+        checkpoint = resolve_checkpoint(config.output) if resume else None
+    except FileNotFoundError as error:
+        typer.echo(f"error: nothing to resume: {error}", err=True)
+        raise typer.Exit(2) from error
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -64,7 +64,7 @@ class PKSampler:
         return {"bit_generator": self.rng.bit_generator.state}
 
     def set_state_dict(self, state: dict[str, object]) -> None:
-        self.rng.bit_generator.state = state["bit_generator"]
+        self.rng.bit_generator.state = state["bit_generator"]  # type: ignore[assignment]  # saved by state_dict
 
 
 def identity_weights(count: int, ranges: Sequence[tuple[int, int]], ratio: float) -> NDArray[np.float64] | None:

@@ -9,13 +9,13 @@ import paddle
 from numpy.typing import NDArray
 
 from service.inference.manifest import Preprocess
-from trainer.config import DataConfig
-from trainer.data.augment import EvalTransform
-from trainer.data.dataset import BatchLoader, RecognitionDataset
-from trainer.data.labels import LabelEntry, read_label_list
 from trainer.frozen_trunk import FrozenTrunk, network_input
-from trainer.metrics import retrieval_metrics
 from trainer.models.recognition import RecognitionModel
+from trainer.recognition.config import DataConfig
+from trainer.recognition.data.augment import EvalTransform
+from trainer.recognition.data.dataset import BatchLoader, RecognitionDataset
+from trainer.recognition.data.labels import LabelEntry, read_label_list
+from trainer.recognition.metrics import retrieval_metrics
 
 EVAL_BATCH = 64
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from trainer.data.labels import LabelEntry, class_index
+from trainer.recognition.data.labels import LabelEntry, class_index
 
 logger = logging.getLogger(__name__)
 
