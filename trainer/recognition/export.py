@@ -8,7 +8,6 @@ model) and our ``manifest.json``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import paddle
 from paddle import nn
 from paddle.static import InputSpec
 
+from service.gallery.files import file_sha256
 from service.inference.manifest import EmbedderDefaults, ModelKind, ModelManifest
 from trainer.checkpoint import load_checked, read_pdparams
 from trainer.models.efficientnet_lite import imagenet_weights_path
@@ -115,14 +115,6 @@ def export_imagenet_embedder(
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_recognition_checkpoint(
     arch: str,
     weights: Path,
@@ -144,7 +136,7 @@ def export_recognition_checkpoint(
     embedding_dim = int(neck_scale.shape[0]) if neck_scale is not None else EMBEDDING_DIM
     model = build_recognition_model(arch, embedding_dim=embedding_dim)
     load_checked(model, state, skip_prefixes=(HEAD_PREFIX,), source=str(weights))
-    provenance = {"checkpoint": weights.name, "checkpoint_sha256": _sha256(weights)}
+    provenance = {"checkpoint": weights.name, "checkpoint_sha256": file_sha256(weights)}
     return export_recognition(
         model,
         out_dir,
