@@ -125,6 +125,8 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
                     live.update(task, advance=1, description=f"epoch {state.epoch + 1} loss {result.losses[-1]:.3f}")
                 if state.step % config.train.log_interval == 0:
                     _log_step(state, losses, lr)
+                if _cpu_budget_spent(config, state.train_cpu_s + time.process_time() - cpu_mark):
+                    total_steps = state.step
                 if state.step >= total_steps:
                     break
             state.epoch += 1
@@ -142,6 +144,11 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
     if config.export.enabled:
         result.manifest = _export(config, model, ema, train_set, result)
     return result
+
+
+def _cpu_budget_spent(config: TrainDetectionConfig, cpu_seconds: float) -> bool:
+    budget = config.train.max_cpu_minutes
+    return budget is not None and cpu_seconds >= budget * 60
 
 
 def _frozen_trunk(config: TrainDetectionConfig, model: PicoDet) -> FrozenTrunk | None:

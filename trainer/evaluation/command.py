@@ -127,6 +127,12 @@ def summary(document: dict[str, Any]) -> list[str]:
             chosen = result["calibration"]["on_evaluation_split"]
             line += (f"; calibrated min_score {chosen['min_score']}: P {chosen['precision']:.3f} "
                      f"R {chosen['recall']:.3f}")
+        if result.get("at_source_calibrated"):
+            sources = ", ".join(f"{source} {item['chosen']['min_score']}"
+                                for source, item in result["source_calibrations"].items())
+            point = result["at_source_calibrated"]
+            line += (f"; per source ({sources}): P {point['precision']:.3f} R {point['recall']:.3f} "
+                     f"false accepts {point['false_accept_rate']:.3f}")
         lines.append(line)
     return lines
 

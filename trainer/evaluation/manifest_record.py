@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.inference.manifest import MANIFEST_FILE, ModelKind, load_manifest
+from service.inference.types import ObjectSource
 from trainer.evaluation.benchmark import BenchmarkConfig, BenchmarkReport, Calibration, Track
 
 
@@ -49,6 +50,9 @@ def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str
     if manifest.model_id != report.embedder_model:
         raise RecordError(f"the report is of {report.embedder_model}, {embedder_dir} holds {manifest.model_id}")
     manifest.embedder.match_threshold = calibration.chosen.min_score
+    by_source = report.end_to_end.source_calibrations if track == "end-to-end" and report.end_to_end else {}
+    for source, item in by_source.items():
+        manifest.embedder.source_match_thresholds[ObjectSource(source)] = item.chosen.min_score
     manifest.provenance["evaluation"] = evaluation_summary(report, command, track, calibration)
     manifest.write(embedder_dir)
     return calibration.chosen.min_score
@@ -75,4 +79,11 @@ def evaluation_summary(report: BenchmarkReport, command: str, track: str, calibr
         "min_score": calibration.chosen.min_score,
         "on_evaluated_split": {key: evaluated[key] for key in ("precision", "recall", "false_accept_rate")},
     }
+    end_to_end = report.end_to_end
+    if track == "end-to-end" and end_to_end is not None and end_to_end.source_calibrations:
+        point = asdict(end_to_end.at_source_calibrated) if end_to_end.at_source_calibrated else {}
+        summary["calibration"]["by_source"] = {
+            source: item.chosen.min_score for source, item in end_to_end.source_calibrations.items()}
+        summary["calibration"]["by_source_on_evaluated_split"] = {
+            key: point[key] for key in ("precision", "recall", "false_accept_rate") if key in point}
     return summary
