@@ -29,6 +29,11 @@ def evaluate_command(
                                                   help="calibrate to this open-set precision instead of the best F1"),
     record: bool = typer.Option(False, "--record",
                                 help="write the calibrated min_score and these scores into the embedder's manifest"),
+    record_detector: bool = typer.Option(False, "--record-detector",
+                                         help="first calibrate the detector's score_threshold (best box F1) on "
+                                              "--split and write it and --max-detections into its manifest"),
+    max_detections: int = typer.Option(30, "--max-detections", min=1, max=100,
+                                       help="with --record-detector: boxes kept per photo (a shelf holds up to 30)"),
 ) -> None:
     """Measure the service pipeline on a generated benchmark: recognizer, detector, end to end, open set."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -47,6 +52,8 @@ def evaluate_command(
               "detector": str(detector.resolve()) if detector else None}
     settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
     config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
+    if record_detector:
+        _calibrate_detector(config, settings, max_detections)
     if record:
         _refuse_unrecordable(config, settings.models.embedder_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -68,6 +75,32 @@ def evaluate_command(
     typer.echo(f"wrote {', '.join(str(path) for path in files)}")
     if record:
         _record(report, settings.models.embedder_dir, command)
+
+
+def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None:
+    from service.inference.models import load_detector
+    from trainer.evaluation.data import BenchmarkDataError, load_split
+    from trainer.evaluation.detector_calibration import calibrate_detector, record_detector_calibration
+
+    detector_dir = settings.models.detector_dir
+    if detector_dir is None:
+        raise typer.BadParameter("--record-detector needs a detector (--detector)", param_hint="--record-detector")
+    try:
+        split = load_split(config.data, config.split, limit=config.limit)
+    except BenchmarkDataError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    calibration = calibrate_detector(load_detector(detector_dir, settings.runtime), split, max_detections,
+                                     settings.limits)
+    command = f"shitu eval --data {config.data} --split {config.split} --detector {detector_dir} --record-detector"
+    try:
+        record_detector_calibration(detector_dir, calibration, command)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"detector: score_threshold {calibration.score_threshold} at max_detections {max_detections} "
+               f"(box P {calibration.precision:.3f} R {calibration.recall:.3f} F1 {calibration.f1:.3f} on "
+               f"{calibration.photos} {config.split} photos) recorded in {detector_dir / 'manifest.json'}")
 
 
 @contextlib.contextmanager
