@@ -125,8 +125,8 @@ def _record(report: Any, embedder_dir: Path, command: str) -> None:
     from trainer.evaluation.manifest_record import record_in_manifest
 
     with _exit_on_record_error():
-        threshold = record_in_manifest(report, embedder_dir, command)
-    typer.echo(f"recorded match_threshold {threshold} and the scores in {embedder_dir / 'manifest.json'}")
+        recorded = record_in_manifest(report, embedder_dir, command)
+    typer.echo(f"recorded {recorded} and the scores in {embedder_dir / 'manifest.json'}")
 
 
 def summary(document: dict[str, Any]) -> list[str]:

@@ -40,8 +40,13 @@ def chosen_calibration(report: BenchmarkReport) -> tuple[str, Calibration]:
     raise RecordError(f"no min_score was calibrated on the {needed} track (run it; no threshold may give F1 > 0)")
 
 
-def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str) -> float:
-    """Writes ``embedder.match_threshold`` and ``provenance.evaluation``; returns the threshold."""
+def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str) -> str:
+    """Writes the calibration into the embedder's manifest; returns what was recorded, in words.
+
+    With per-source thresholds (end to end, through a detector): ``embedder.source_match_thresholds`` and
+    ``provenance.end_to_end_evaluation``; ``match_threshold`` (the crops' one, for a source not calibrated)
+    stays. Otherwise ``embedder.match_threshold`` and ``provenance.evaluation``.
+    """
     check_recordable(report.config, embedder_dir)
     track, calibration = chosen_calibration(report)
     manifest = load_manifest(embedder_dir)
@@ -49,13 +54,20 @@ def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str
         raise RecordError(f"{embedder_dir} is not an embedder")
     if manifest.model_id != report.embedder_model:
         raise RecordError(f"the report is of {report.embedder_model}, {embedder_dir} holds {manifest.model_id}")
-    manifest.embedder.match_threshold = calibration.chosen.min_score
     by_source = report.end_to_end.source_calibrations if track == "end-to-end" and report.end_to_end else {}
-    for source, item in by_source.items():
-        manifest.embedder.source_match_thresholds[ObjectSource(source)] = item.chosen.min_score
-    manifest.provenance["evaluation"] = evaluation_summary(report, command, track, calibration)
+    summary = evaluation_summary(report, command, track, calibration)
+    if by_source:
+        for source, item in by_source.items():
+            manifest.embedder.source_match_thresholds[ObjectSource(source)] = item.chosen.min_score
+        manifest.provenance["end_to_end_evaluation"] = summary
+        recorded = ", ".join(f"{source} {item.chosen.min_score}" for source, item in by_source.items())
+        words = f"min_score per source ({recorded})"
+    else:
+        manifest.embedder.match_threshold = calibration.chosen.min_score
+        manifest.provenance["evaluation"] = summary
+        words = f"match_threshold {calibration.chosen.min_score}"
     manifest.write(embedder_dir)
-    return calibration.chosen.min_score
+    return words
 
 
 def evaluation_summary(report: BenchmarkReport, command: str, track: str, calibration: Calibration) -> dict[str, Any]:
