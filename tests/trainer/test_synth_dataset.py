@@ -104,7 +104,8 @@ def test_coco_json_is_valid_with_main_object_and_crops_match_boxes(runs: tuple[P
         for annotation in document["annotations"]:
             image = images[annotation["image_id"]]
             x, y, width, height = annotation["bbox"]
-            assert annotation["category_id"] == 1 and annotation["iscrowd"] == 0
+            assert annotation["category_id"] == 1
+            assert annotation["iscrowd"] == 0 or image["scene_kind"] == "shelf"  # only a shelf hides products
             assert 0 <= x and 0 <= y and width > 0 and height > 0
             assert x + width <= image["width"] and y + height <= image["height"]
             assert 0 < annotation["area"] <= width * height
@@ -112,12 +113,14 @@ def test_coco_json_is_valid_with_main_object_and_crops_match_boxes(runs: tuple[P
         for image_id, image in images.items():
             photo = cv2.imread(str(root / "detection" / image["file_name"]))
             assert photo.shape[:2] == (image["height"], image["width"])
-            largest = max(by_image[image_id], key=lambda annotation: annotation["area"])
-            assert image["main_annotation_id"] == largest["id"]
+            if image["scene_kind"] == "standard":
+                largest = max(by_image[image_id], key=lambda annotation: annotation["area"])
+                assert image["main_annotation_id"] == largest["id"]
     query = read_label_list(root / "recognition" / "test_list.txt")
     crops = [image for image, _ in query if "/crops/" in image]
     document = json.loads((root / "detection" / "test.json").read_text())
-    boxes = [annotation["bbox"] for annotation in document["annotations"]]
+    standard = {image["id"] for image in document["images"] if image["scene_kind"] == "standard"}
+    boxes = [annotation["bbox"] for annotation in document["annotations"] if annotation["image_id"] in standard]
     assert len(crops) == len(boxes)
     for image, (_, _, width, height) in zip(crops, boxes, strict=True):
         assert cv2.imread(str(root / "recognition" / image)).shape[:2] == (height, width)
@@ -169,3 +172,23 @@ def test_cli_refuses_to_mix_two_runs(runs: tuple[Path, Path, Path]) -> None:
     assert result.exit_code == 2 and "--overwrite" in result.output
     result = CliRunner().invoke(app, ["data", "synth", "--out", str(runs[0]), "--difficulty", "extreme"])
     assert result.exit_code == 2 and "unknown difficulty" in result.output
+
+
+def test_scene_kinds_in_the_detection_json_and_out_of_the_recognition_lists(runs: tuple[Path, Path, Path]) -> None:
+    root = runs[0]
+    coco = json.loads((root / "detection" / "train.json").read_text())
+    kinds = {image["id"]: image["scene_kind"] for image in coco["images"]}
+    standard = sum(kind == "standard" for kind in kinds.values())
+    assert sum(kind == "shelf" for kind in kinds.values()) == round(standard * OPTIONS.shelf_share) > 0
+    assert sum(kind == "empty" for kind in kinds.values()) == round(standard * OPTIONS.empty_share) > 0
+    boxes: dict[int, int] = {}
+    for annotation in coco["annotations"]:
+        boxes[annotation["image_id"]] = boxes.get(annotation["image_id"], 0) + 1
+    for image in coco["images"]:
+        kind = image["scene_kind"]
+        assert (image["main_annotation_id"] is not None) == (kind == "standard")
+        assert boxes.get(image["id"], 0) == 0 if kind == "empty" else boxes[image["id"]] >= 1
+        if kind != "standard":
+            assert Path(image["file_name"]).name.startswith(kind + "_")
+    listed = (root / "recognition" / "train_list.txt").read_text()
+    assert "shelf_" not in listed and "empty_" not in listed
