@@ -211,6 +211,25 @@ def _evaluate(
     logger.info("epoch %d: AP %.4f AP50 %.4f AP75 %.4f", state.epoch, metrics["ap"], metrics["ap50"], metrics["ap75"])
 
 
+def training_provenance(config: TrainDetectionConfig, architecture: str, steps: int, ema: bool) -> dict[str, Any]:
+    """What a detector's manifest says about how it was made: the data (``synth.json`` when the annotations come
+    from ``shitu data synth``), the whole recipe and the run."""
+    provenance: dict[str, Any] = {
+        "trainer": "shitu train det",
+        "train_annotations": str(config.data.train_annotations),
+        "architecture": architecture,
+        "steps": steps,
+        "weights": "ema" if ema else "last",
+        "recipe": config.model_dump(mode="json"),
+    }
+    synth = Path(config.data.train_annotations).parent.parent / "synth.json"
+    if synth.is_file():
+        summary = json.loads(synth.read_text(encoding="utf-8"))
+        provenance["data"] = {"generator": "shitu data synth", **{key: summary.get(key) for key in
+                                                                  ("options", "assets", "counts")}}
+    return provenance
+
+
 def _export(
     config: TrainDetectionConfig,
     model: PicoDet,
@@ -219,15 +238,7 @@ def _export(
     result: TrainingResult,
 ) -> ModelManifest:
     out_dir = config.export_dir
-    provenance: dict[str, Any] = {
-        "trainer": "shitu train det",
-        "train_annotations": str(config.data.train_annotations),
-        "architecture": model.architecture,
-        "frozen_stages": config.model.frozen_stages,
-        "input_size": config.model.input_size,
-        "steps": result.steps,
-        "weights": "ema" if ema is not None else "last",
-    }
+    provenance = training_provenance(config, model.architecture, result.steps, ema is not None)
     if result.evaluations:
         provenance["validation"] = result.evaluations[-1]
     with ema.applied() if ema is not None else nullcontext(model):

@@ -74,7 +74,7 @@ def evaluate_command(
         typer.echo(line)
     typer.echo(f"wrote {', '.join(str(path) for path in files)}")
     if record:
-        _record(report, settings.models.embedder_dir, command)
+        _record(report, settings.models.embedder_dir, command, settings.models.detector_dir)
 
 
 def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None:
@@ -121,11 +121,14 @@ def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
         check_recordable(config, embedder_dir)
 
 
-def _record(report: Any, embedder_dir: Path, command: str) -> None:
-    from trainer.evaluation.manifest_record import record_in_manifest
+def _record(report: Any, embedder_dir: Path, command: str, detector_dir: Path | None) -> None:
+    from trainer.evaluation.manifest_record import record_detector_scores, record_in_manifest
 
     with _exit_on_record_error():
         recorded = record_in_manifest(report, embedder_dir, command)
+        if detector_dir is not None and report.detector is not None:
+            record_detector_scores(report, detector_dir, command)
+            typer.echo(f"recorded the detector's scores in {detector_dir / 'manifest.json'}")
     typer.echo(f"recorded {recorded} and the scores in {embedder_dir / 'manifest.json'}")
 
 

@@ -99,3 +99,19 @@ def evaluation_summary(report: BenchmarkReport, command: str, track: str, calibr
         summary["calibration"]["by_source_on_evaluated_split"] = {
             key: point[key] for key in ("precision", "recall", "false_accept_rate") if key in point}
     return summary
+
+
+def record_detector_scores(report: BenchmarkReport, detector_dir: Path, command: str) -> None:
+    """The detector track's numbers (and the end-to-end ones it made) under the detector's ``provenance.evaluation``."""
+    if not (detector_dir / MANIFEST_FILE).is_file():
+        raise RecordError(f"{detector_dir} has no {MANIFEST_FILE} of ours to record into")
+    manifest = load_manifest(detector_dir)
+    if manifest.kind is not ModelKind.detector or manifest.model_id != report.detector_model:
+        raise RecordError(f"the report's detector is {report.detector_model}, {detector_dir} holds {manifest.model_id}")
+    document = report.as_dict()
+    evaluation: dict[str, Any] = {"command": command, "split": document["split"], "embedder": report.embedder_model,
+                                  "detector_track": document["detector"]}
+    if document["end_to_end"]:
+        evaluation["end_to_end"] = {key: document["end_to_end"][key] for key in ("known_scenes", "recall1", "recall5")}
+    manifest.provenance["evaluation"] = evaluation
+    manifest.write(detector_dir)
