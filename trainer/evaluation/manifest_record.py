@@ -32,20 +32,24 @@ def check_recordable(config: BenchmarkConfig, embedder_dir: Path) -> None:
 def chosen_calibration(report: BenchmarkReport) -> tuple[str, Calibration]:
     """The threshold of the mode the service runs in: scenes through the detector, else whole photos (crops)."""
     end_to_end = report.end_to_end
-    if report.detector_model is not None and end_to_end is not None and end_to_end.calibration is not None:
+    # A detector or sliding windows make several candidates a photo: the scenes set the threshold.
+    several = report.detector_model is not None or report.options.sliding_windows
+    if several and end_to_end is not None and end_to_end.calibration is not None:
         return "end-to-end", end_to_end.calibration
-    if report.detector_model is None and report.recognizer_calibration is not None:
+    if not several and report.recognizer_calibration is not None:
         return "recognizer", report.recognizer_calibration
-    needed = "end-to-end" if report.detector_model is not None else "recognizer"
+    needed = "end-to-end" if several else "recognizer"
     raise RecordError(f"no min_score was calibrated on the {needed} track (run it; no threshold may give F1 > 0)")
 
 
 def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str) -> str:
     """Writes the calibration into the embedder's manifest; returns what was recorded, in words.
 
-    With per-source thresholds (end to end, through a detector): ``embedder.source_match_thresholds`` and
-    ``provenance.end_to_end_evaluation``; ``match_threshold`` (the crops' one, for a source not calibrated)
-    stays. Otherwise ``embedder.match_threshold`` and ``provenance.evaluation``.
+    With per-source thresholds (end to end): ``embedder.source_match_thresholds``, each source's calibration under
+    ``provenance.source_calibration`` (a later run replaces only the sources it calibrated: windows come from a
+    run without a detector) and the last run under ``provenance.end_to_end_evaluation``; ``match_threshold`` (the
+    crops' one, for a source not calibrated) stays. Otherwise ``embedder.match_threshold`` and
+    ``provenance.evaluation``.
     """
     check_recordable(report.config, embedder_dir)
     track, calibration = chosen_calibration(report)
@@ -57,8 +61,15 @@ def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str
     by_source = report.end_to_end.source_calibrations if track == "end-to-end" and report.end_to_end else {}
     summary = evaluation_summary(report, command, track, calibration)
     if by_source:
+        calibrations = manifest.provenance.setdefault("source_calibration", {})
         for source, item in by_source.items():
             manifest.embedder.source_match_thresholds[ObjectSource(source)] = item.chosen.min_score
+            evaluated = asdict(item.on_evaluation_split)
+            calibrations[source] = {
+                "command": command, "split": item.split, "rule": item.rule, "min_score": item.chosen.min_score,
+                "detector": report.detector_model, "sliding_windows": report.options.sliding_windows,
+                "on_evaluated_split": {key: evaluated[key] for key in ("precision", "recall", "false_accept_rate")},
+            }
         manifest.provenance["end_to_end_evaluation"] = summary
         recorded = ", ".join(f"{source} {item.chosen.min_score}" for source, item in by_source.items())
         words = f"min_score per source ({recorded})"
