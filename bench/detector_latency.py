@@ -30,7 +30,7 @@ from machine import machine_record, write_result  # bench/ is the script's direc
 
 from service.config import RuntimeSettings
 from service.inference.runtime import ONEDNN_INCOMPATIBLE_PASSES, PaddleModel
-from trainer.export_detection import export_detector
+from trainer.detection.export import export_detector
 from trainer.models.picodet import DETECTOR_ARCHITECTURES, build_picodet_architecture
 
 PUBLISHED_MS = 29.8

@@ -21,15 +21,15 @@ import numpy as np
 import paddle
 from machine import machine_record, write_result  # bench/ is the script's directory
 
+from service.box import Box
 from service.config import GallerySettings, PipelineSettings, RuntimeSettings
 from service.gallery import Gallery
 from service.inference.models import load_detector, load_embedder
 from service.inference.pipeline import Recognizer
-from service.inference.types import Box
-from trainer.export_detection import export_detector
-from trainer.export_recognition import export_recognition
+from trainer.detection.export import export_detector
 from trainer.models import build_recognition_model
 from trainer.models.picodet import build_picodet
+from trainer.recognition.export import export_recognition
 
 # Five detector boxes plus the whole image: the most PP-ShiTu ever embeds for one photo.
 CROPS = [Box(40, 30, 260, 400), Box(250, 60, 450, 420), Box(420, 20, 620, 460), Box(10, 300, 200, 470),

@@ -22,8 +22,8 @@ from machine import machine_record, write_result  # bench/ is the script's direc
 
 from service.config import RuntimeSettings
 from service.inference.runtime import PaddleModel, onednn_bf16_supported
-from trainer.export_recognition import export_imagenet_embedder, export_recognition
 from trainer.models import build_recognition_model
+from trainer.recognition.export import export_imagenet_embedder, export_recognition
 
 # PaddleClas feature_extraction.md: PPLCNetV2_base_ShiTu, Xeon Gold 6148 @2.40GHz, MKLDNN, 10 threads.
 PUBLISHED_MS = 6.1

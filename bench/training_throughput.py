@@ -25,11 +25,11 @@ import numpy as np
 import paddle
 from machine import machine_record, write_result  # bench/ is the script's directory
 
-from trainer.config import AugmentConfig, LossConfig, OptimizerConfig
-from trainer.data.augment import TrainAugment
 from trainer.frozen_trunk import FrozenTrunk, network_input
-from trainer.losses import RecognitionLoss
 from trainer.models.recognition import build_recognition_model
+from trainer.recognition.config import AugmentConfig, LossConfig, OptimizerConfig
+from trainer.recognition.data.augment import TrainAugment
+from trainer.recognition.losses import RecognitionLoss
 from trainer.schedule import WarmupCosine, backbone_stages, build_optimizer, freeze_stages, set_training_mode
 
 ARCHITECTURES = ("pplcnetv2_base", "efficientnet_lite0")

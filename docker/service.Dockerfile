@@ -54,6 +54,7 @@ RUN python requirements.py pyproject.toml --device "${DEVICE}" --extras "${EXTRA
 COPY README.md ./
 COPY service ./service
 COPY trainer ./trainer
+COPY shitu ./shitu
 RUN pip install --no-deps .
 
 # ---- runtime: the venv, a non-root user, and the directories the volumes mount on

@@ -1,21 +1,35 @@
-"""The ``shitu`` command: serve, manage the gallery and the model store, and the trainer's commands."""
+"""The service's commands: serve, manage the gallery and the model store (``python -m service``).
+
+``shitu`` (:mod:`shitu.cli`) adds the trainer's commands beside them; nothing here imports the trainer.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from trainer.cli import register as register_trainer_commands
-
-app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery, models and trainer.", no_args_is_help=True,
+app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery and models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
 models_app = typer.Typer(help="List and pull known models into the model store.")
+keys_app = typer.Typer(help="API keys for SHITU_AUTH__KEYS or SHITU_AUTH__KEYS_FILE.")
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
-register_trainer_commands(app)
+app.add_typer(keys_app, name="keys")
+
+# Writes the demo gallery (gallery_list.txt and its images) into a directory. The trainer renders it, so the
+# composed ``shitu`` command passes one in as the context object; ``python -m service`` has none.
+DemoBuilder = Callable[[Path], object]
+
+
+def register(target: typer.Typer) -> None:
+    """Add every command of this CLI to ``target`` (the composed ``shitu`` command)."""
+    target.registered_commands += app.registered_commands
+    target.registered_groups += app.registered_groups
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STORE_OPTION = typer.Option(None, "--store", help="model store directory (default: SHITU_MODELS__STORE)")
@@ -28,12 +42,13 @@ def list_models(store: Path | None = _STORE_OPTION) -> None:
 
     from service.config import get_settings
     from service.registry.known import KNOWN_MODELS
-    from service.registry.terminal import models_table, store_table
+    from service.registry.terminal import MODEL_COLUMNS, STORE_COLUMNS, model_rows, print_table, store_rows
 
     store = store or get_settings().models.store
     console = Console()
-    console.print(models_table(KNOWN_MODELS.values(), store))
-    console.print(store_table(store))
+    print_table(console, f"Known models (store: {store})", MODEL_COLUMNS, model_rows(KNOWN_MODELS.values(), store))
+    print_table(console, "In the store (values for SHITU_MODELS__EMBEDDER / SHITU_MODELS__DETECTOR)", STORE_COLUMNS,
+                store_rows(store))
 
 
 @models_app.command("pull")
@@ -53,11 +68,63 @@ def pull_model(
     raise typer.Exit(code)
 
 
+@models_app.command("manifest")
+def write_manifest(
+    model_dir: Path = typer.Argument(..., exists=True, file_okay=False,
+                                     help="a plain PaddleClas/PaddleDetection export"),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                       help="the training YAML the model was exported with (tools/export_model.py -c)"),
+    preset: str | None = typer.Option(None, help="ppshituv2-rec | ppshituv2-det: PP-ShiTuV2's preprocessing"),
+    name: str | None = typer.Option(None, help="model name (default: the directory's name)"),
+    version: str = typer.Option("0", help="model version"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing manifest.json"),
+) -> None:
+    """Write manifest.json for an export that has none (no inference.yml / infer_cfg.yml), so the service loads it."""
+    from service.config import get_settings
+    from service.errors import ModelError
+    from service.inference.manifest import ManifestError
+    from service.registry.describe import describe_plain_export
+
+    try:
+        manifest = describe_plain_export(model_dir, get_settings().runtime, preset=preset, config=config, name=name,
+                                         version=version, overwrite=overwrite)
+    except (ManifestError, ModelError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    size = "x".join(str(side) for side in manifest.preprocess.size)
+    typer.echo(f"wrote {model_dir / 'manifest.json'}: {manifest.kind.value} {manifest.model_id}, {size} "
+               f"{manifest.preprocess.interpolation.value}" + (f", {manifest.embedding_dim}-d" if manifest.embedding_dim
+                                                                else ""))
+
+
+@keys_app.command("new")
+def new_key(
+    name: str = typer.Argument(..., help="who the key is for (shown in logs, counted by the rate limit)"),
+    scopes: list[str] = typer.Option(["read"], "--scope", help="read | write | admin (repeatable)"),
+) -> None:
+    """Make a random key: prints the key once (give it to the client) and the entry to configure (its hash)."""
+    import json
+    import secrets
+
+    from service.auth import key_digest
+    from service.config import ApiKey
+
+    key = "shitu_" + secrets.token_urlsafe(32)
+    entry = ApiKey(name=name, sha256=key_digest(key), scopes=scopes)
+    typer.echo(f"key: {key}")
+    typer.echo(f"entry: {json.dumps(entry.model_dump(mode='json'))}")
+
+
 def main() -> None:
+    run(app)
+
+
+def run(cli: typer.Typer) -> None:
+    """Run a CLI; service errors (a bad model directory, a locked gallery) end with their message, exit 2."""
     from service.errors import ServiceError
 
     try:
-        app()
+        cli()
     except ServiceError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise SystemExit(2) from error
@@ -65,15 +132,14 @@ def main() -> None:
 
 @app.command()
 def serve(
+    context: typer.Context,
     host: str = typer.Option(None, help="bind address (default: SHITU_SERVER__HOST)"),
     port: int = typer.Option(None, help="port (default: SHITU_SERVER__PORT)"),
     demo: bool = typer.Option(False, help="generate the demo gallery if needed and load it into an empty gallery"),
 ) -> None:
     """Run the HTTP service with the models and gallery the SHITU_* settings name."""
-    import uvicorn
-
-    from service.app import create_app
     from service.config import get_settings
+    from service.server import run_server
 
     settings = get_settings()
     if host:
@@ -81,18 +147,18 @@ def serve(
     if port is not None:
         settings.server.port = port
     if demo:
-        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo")
+        settings.gallery.demo = _demo_list(settings.gallery.path.parent / "demo", context.obj)
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
-    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
-                log_level=settings.server.log_level)
+    run_server(settings)
 
 
-def _demo_list(directory: Path) -> Path:
+def _demo_list(directory: Path, build: DemoBuilder | None) -> Path:
     list_file = directory / "gallery_list.txt"
     if not list_file.is_file():
-        from trainer.synth.demo import build_demo
-
-        build_demo(directory)
+        if build is None:
+            raise typer.BadParameter(f"no demo gallery in {directory}: `shitu data demo --out {directory}` renders it",
+                                     param_hint="--demo")
+        build(directory)
     return list_file
 
 
@@ -100,7 +166,13 @@ def _demo_list(directory: Path) -> Path:
 def gallery_import(
     list_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="PaddleClas list: path<TAB>label"),
     root: Path = typer.Option(None, "--root", help="directory the listed paths are relative to (default: the list's)"),
-    detect: bool = typer.Option(True, help="crop the main object with the detector before embedding"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                            help="read listed paths outside the root (absolute, ../, symlinks)"),
+    detect: bool = typer.Option(
+        False, "--detect/--whole-image",
+        help="--whole-image (default) embeds each whole image, as PaddleClas's gallery builder does, so the same "
+        "list gives PaddleClas's index; --detect crops the best detection first (as POST /gallery does)",
+    ),
 ) -> None:
     """Register every image of a PaddleClas gallery list file (the service must not be running on this gallery)."""
     from rich.progress import Progress
@@ -111,10 +183,16 @@ def gallery_import(
     from service.inference.models import load_recognizer
 
     settings = get_settings()
-    entries = read_list_file(list_file, root or list_file.parent)
+    entries = read_list_file(list_file, root or list_file.parent, allow_outside_root=allow_outside_root)
     recognizer = load_recognizer(settings.models, settings.runtime, settings.pipeline)
     embedder = recognizer.embedder
     gallery = Gallery.open(settings.gallery, embedding_dim=embedder.embedding_dim, model_id=embedder.manifest.model_id)
+    if detect and recognizer.detector is None:
+        typer.echo("--detect: no detector is configured (SHITU_MODELS__DETECTOR), so whole images are embedded")
+    elif detect:
+        typer.echo("embedding the best detection of each image (--detect)")
+    else:
+        typer.echo("embedding whole images, as PaddleClas's gallery builder (--detect crops the best detection)")
     try:
         with Progress() as progress:
             task = progress.add_task("registering", total=len(entries))
@@ -128,6 +206,27 @@ def gallery_import(
         typer.echo(f"  {path}: {message}", err=True)
     if report.failed:
         raise typer.Exit(code=1)
+
+
+@gallery_app.command("backup")
+def gallery_backup(out: Path = typer.Argument(..., help="new directory for the backup")) -> None:
+    """A consistent copy of the gallery (SHITU_GALLERY__PATH), also while the service is writing to it."""
+    from service.config import get_settings
+    from service.gallery.backup import backup_gallery
+
+    summary = backup_gallery(get_settings().gallery.path, out)
+    typer.echo(f"backed up {summary.items} items, {summary.images} images ({summary.files} files) to {out}")
+
+
+@gallery_app.command("restore")
+def gallery_restore(backup: Path = typer.Argument(..., exists=True, file_okay=False, help="backup directory")) -> None:
+    """Verify a backup, then install it as the gallery SHITU_GALLERY__PATH names (which must not exist yet)."""
+    from service.config import get_settings
+    from service.gallery.backup import restore_gallery
+
+    target = get_settings().gallery.path
+    summary = restore_gallery(backup, target)
+    typer.echo(f"verified and restored {summary.items} items, {summary.images} images to {target}")
 
 
 @gallery_app.command("export")

@@ -78,7 +78,7 @@ class ModelSettings(BaseModel):
 
 
 class PipelineSettings(BaseModel):
-    """Defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
+    """The one holder of the defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
 
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_detections: int | None = Field(None, ge=1, le=100)
@@ -87,6 +87,7 @@ class PipelineSettings(BaseModel):
     top_k: int = Field(5, ge=1, le=100, description="distinct items returned per object")
     nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
     max_objects: int = Field(20, ge=1, le=100)
+    include_unknown: bool = Field(True, description="also return detected objects without a match")
     max_batch_size: int = Field(16, ge=1, description="largest batch of crops per embedder call")
     sliding_windows: bool = Field(False, description="also embed square windows: several products without a detector")
     window_scales: tuple[float, ...] = Field(
@@ -114,18 +115,67 @@ class GallerySettings(BaseModel):
 
 
 class LimitsSettings(BaseModel):
-    max_upload_mb: float = Field(20.0, gt=0)
-    max_image_pixels: int = Field(40_000_000, ge=1, description="decompression-bomb guard (width x height)")
-    max_image_side_px: int = Field(16_384, ge=16)
+    max_upload_mb: float = Field(20.0, gt=0, description="largest body, checked from Content-Length and while read")
+    max_image_pixels: int = Field(
+        16_777_216, ge=1, description="largest DECODED image (width x height): PP-ShiTu works at 640 px"
+    )
+    max_image_side_px: int = Field(16_384, ge=16, description="largest declared side, before any decoding")
+    decode_max_side_px: int | None = Field(
+        1280, ge=64, description="JPEGs are decoded at 1/2, 1/4 or 1/8 (DCT scaling) while the longer side stays "
+        "at least this; boxes are still in original pixels. None: full decode, as PaddleClas"
+    )
     inference_workers: int = Field(1, ge=1, description="threads, each with its own predictors")
-    max_concurrent_requests: int = Field(8, ge=1, description="requests in flight before 429")
-    request_timeout_s: float = Field(30.0, gt=0)
+    max_concurrent_requests: int = Field(8, ge=1, description="recognitions and reads in flight before 429")
+    max_concurrent_writes: int = Field(4, ge=1, description="gallery writes in flight before 429 (own slots: never "
+                                       "starved by recognitions)")
+    request_timeout_s: float = Field(30.0, gt=0, description="inference time before 504 (never after a commit)")
+    rate_per_client: float | None = Field(
+        None, gt=0, description="requests per second per client (API key, else address); None: no rate limit"
+    )
+    rate_burst: int = Field(20, ge=1, description="requests a client may send at once before its rate applies")
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection must send its request headers in this time")
+
+
+class Scope(str, Enum):
+    """What an API key may do: read (recognize, list), write (gallery changes), admin (metrics, details)."""
+
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+
+class ApiKey(BaseModel):
+    """A key is stored as the SHA-256 of its text (``shitu keys new`` prints both)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = Field(default_factory=lambda: [Scope.read])
+
+
+class AuthSettings(BaseModel):
+    keys: list[ApiKey] = Field(default_factory=list, description="API keys (hashed); JSON in SHITU_AUTH__KEYS")
+    keys_file: Path | None = Field(None, description="JSON list of keys, re-read when it changes: rotation "
+                                   "without a restart")
+    anonymous_scopes: list[Scope] | None = Field(
+        None, description="what a request without a key may do; None: everything on loopback while no key is "
+        "configured, else read only"
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
+    docs: bool = Field(True, description="serve /docs and /openapi.json")
+    metrics_scope: Scope | None = Field(None, description="scope /metrics needs; None: open")
+    info_details_scope: Scope | None = Field(
+        Scope.admin, description="scope /info's provenance, runtime and limits need (when keys exist)"
+    )
 
 
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @property
+    def loopback_only(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
 
 class Settings(BaseSettings):
@@ -138,6 +188,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     gallery: GallerySettings = GallerySettings()
     limits: LimitsSettings = LimitsSettings()
+    auth: AuthSettings = AuthSettings()
     server: ServerSettings = ServerSettings()
 
     @model_validator(mode="after")

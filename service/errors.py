@@ -64,6 +64,25 @@ class Overloaded(ServiceError):
     status = 429
 
 
+class RateLimited(ServiceError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unauthorized(ServiceError):
+    """No API key, or one the service does not know."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ServiceError):
+    """A known key without the scope the route needs, or a browser origin that is not allowed."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotReady(ServiceError):
     code = "not_ready"
     status = 503
@@ -87,20 +106,3 @@ class RequestTimeout(ServiceError):
     code = "timeout"
     status = 504
 
-
-ERROR_TYPES: tuple[type[ServiceError], ...] = (
-    ServiceError,
-    InvalidRequest,
-    InvalidImage,
-    UnsupportedMediaType,
-    PayloadTooLarge,
-    ImageTooLarge,
-    ItemNotFound,
-    ImageNotFound,
-    LabelConflict,
-    Overloaded,
-    NotReady,
-    ModelError,
-    GalleryError,
-    RequestTimeout,
-)

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import LimitsSettings
-from service.errors import ServiceError
-from service.gallery import Gallery, ListEntry
+from service.errors import PayloadTooLarge, ServiceError
+from service.gallery import EmbedFunction, Gallery, ListEntry
 from service.inference.embedder import Embedder
-from service.inference.image import crop, decode_image
+from service.inference.image import DecodeLimits, crop, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
 from service.registration import Registration, register
 
@@ -38,9 +39,10 @@ def import_entries(recognizer: Recognizer, gallery: Gallery, entries: list[ListE
                    options: RecognizeOptions, detect: bool, advance: Callable[[], None] = lambda: None) -> ImportReport:
     """Register every listed image; a bad image is reported and skipped, never aborts the import."""
     report = ImportReport()
+    max_bytes = int(limits.max_upload_mb * (1 << 20))
     for entry in entries:
         try:
-            data = Path(entry.path).read_bytes()
+            data = _read_bounded(Path(entry.path), max_bytes)
             request = Registration(data=data, label=entry.label, item_id=item_id_for_label(entry.label), detect=detect)
             enrolment = register(recognizer, gallery, request, limits=limits, options=options)
         except (OSError, ServiceError) as error:
@@ -56,16 +58,23 @@ def import_entries(recognizer: Recognizer, gallery: Gallery, entries: list[ListE
     return report
 
 
-def stored_image_embedder(
-    embedder: Embedder, limits: LimitsSettings
-) -> Callable[[list[tuple[bytes, tuple[int, int, int, int] | None]]], NDArray[np.float32]]:
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refused before reading when it is larger than an upload may be."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{size} bytes is over the upload limit of {max_bytes} bytes "
+                              "(SHITU_LIMITS__MAX_UPLOAD_MB)", limit_bytes=max_bytes)
+    return path.read_bytes()
+
+
+def stored_image_embedder(embedder: Embedder, limits: LimitsSettings) -> EmbedFunction:
     """For ``reembed_gallery``: the stored bytes and box of each image → its embedding with a new model."""
 
-    def embed(pairs: list[tuple[bytes, tuple[int, int, int, int] | None]]) -> NDArray[np.float32]:
+    def embed(pairs: list[tuple[bytes, Box | None]]) -> NDArray[np.float32]:
         crops = []
         for data, box in pairs:
-            pixels = decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels
-            crops.append(crop(pixels, box) if box else pixels)
+            image = decode_image(data, DecodeLimits.of(limits))
+            crops.append(crop(image.pixels, image.from_original(box)) if box else image.pixels)
         return embedder.embed(crops)
 
     return embed

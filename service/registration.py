@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from service.box import Box
 from service.config import LimitsSettings
+from service.errors import RequestTimeout
 from service.gallery import Enrolment, Gallery
-from service.gallery.validation import check_box, check_item_id, check_label, encode_metadata
-from service.inference.image import decode_image
+from service.gallery.validation import check_box, check_box_inside, check_item_id, check_label, encode_metadata
+from service.inference.image import DecodeLimits, decode_image
 from service.inference.pipeline import RecognizeOptions, Recognizer
-from service.inference.types import Box
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +23,7 @@ class Registration:
     label: str
     item_id: str | None = None
     metadata: dict[str, Any] | None = None
-    box: tuple[int, int, int, int] | None = None
+    box: Box | None = None
     detect: bool = True
 
     def checked(self) -> Registration:
@@ -34,16 +36,23 @@ class Registration:
 
 
 def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
-             limits: LimitsSettings, options: RecognizeOptions) -> Enrolment:
+             limits: LimitsSettings, options: RecognizeOptions,
+             may_commit: Callable[[], bool] | None = None) -> Enrolment:
+    """``may_commit`` is asked right before the write (a request whose timeout fired answers no)."""
     request = request.checked()
-    image = decode_image(request.data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px)
+    image = decode_image(request.data, DecodeLimits.of(limits))
+    if request.box is not None:
+        check_box_inside(request.box, image.original_width, image.original_height)
     box, embedding = recognizer.enrolment_embedding(
         image.pixels,
-        box=Box(*request.box) if request.box else None,
+        box=image.from_original(request.box) if request.box else None,
         detect=request.detect,
         options=options,
     )
     whole = box == Box(0, 0, image.width, image.height)
+    box = image.to_original(box)
+    if may_commit is not None and not may_commit():
+        raise RequestTimeout("the request timed out before its image was stored; nothing was stored")
     return gallery.add_image(
         label=request.label,
         embedding=embedding,
@@ -51,5 +60,5 @@ def register(recognizer: Recognizer, gallery: Gallery, request: Registration, *,
         media_type=image.media_type,
         item_id=request.item_id,
         metadata=request.metadata,
-        box=None if whole else box.as_tuple(),
+        box=None if whole else box,
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from service.config import Settings
 from service.errors import Overloaded, RequestTimeout
@@ -21,6 +22,28 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class CommitGate:
+    """Settles, once, a race between a write's commit and its request's timeout: exactly one of them wins.
+
+    The worker asks ``begin_commit`` right before it writes; the timeout asks ``abandon``. A write that began
+    committing is always waited for and answered, so no client gets an error for a write that happened.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outcome: str | None = None
+
+    def begin_commit(self) -> bool:
+        with self._lock:
+            self._outcome = self._outcome or "commit"
+            return self._outcome == "commit"
+
+    def abandon(self) -> bool:
+        with self._lock:
+            self._outcome = self._outcome or "abandoned"
+            return self._outcome == "abandoned"
+
+
 @dataclass
 class ServiceState:
     settings: Settings
@@ -28,39 +51,53 @@ class ServiceState:
     pool: WorkerPool
     gallery: Gallery
     defaults: RecognizeOptions
-    in_flight: int = 0
+    in_flight: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
 
     @property
     def model_ids(self) -> tuple[str, str | None]:
         detector = self.recognizer.detector
         return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
 
-    def options(self, **overrides: object) -> RecognizeOptions:
+    def options(self, **overrides: Any) -> RecognizeOptions:
+        """The defaults with a request's given fields (``None``: not given)."""
         given = {name: value for name, value in overrides.items() if value is not None}
         options = self.defaults.with_min_score(given.pop("min_score")) if "min_score" in given else self.defaults
         return replace(options, **given)
 
     @asynccontextmanager
-    async def admission(self) -> AsyncIterator[None]:
-        """Overload is a 429 at once, not a growing queue of requests that will time out anyway."""
-        # Only the event loop thread touches the counter, so no lock is needed.
-        if self.in_flight >= self.settings.limits.max_concurrent_requests:
-            raise Overloaded(
-                f"{self.in_flight} requests in flight, the limit is {self.settings.limits.max_concurrent_requests}; "
-                "retry shortly",
-                retry_after_s=1,
-            )
-        self.in_flight += 1
+    async def admission(self, kind: str = "read") -> AsyncIterator[None]:
+        """Overload is a 429 at once, not a growing queue; writes have their own slots, so reads never starve them."""
+        limits = self.settings.limits
+        limit = limits.max_concurrent_writes if kind == "write" else limits.max_concurrent_requests
+        # Only the event loop thread touches the counters, so no lock is needed.
+        if self.in_flight[kind] >= limit:
+            raise Overloaded(f"{self.in_flight[kind]} {kind}s in flight, the limit is {limit}; retry shortly",
+                             retry_after_s=1)
+        self.in_flight[kind] += 1
         try:
             yield
         finally:
-            self.in_flight -= 1
+            self.in_flight[kind] -= 1
 
     async def infer(self, work: Callable[[Recognizer], T]) -> T:
         try:
             return await asyncio.wait_for(self.pool.run(work), timeout=self.settings.limits.request_timeout_s)
         except asyncio.TimeoutError as error:
             raise RequestTimeout(f"inference took longer than {self.settings.limits.request_timeout_s} s") from error
+
+    async def infer_write(self, work: Callable[[Recognizer, CommitGate], T]) -> T:
+        """Like ``infer``, but a write that reached its commit is answered with its result, however long it took."""
+        gate = CommitGate()
+        future = asyncio.ensure_future(self.pool.run(lambda recognizer: work(recognizer, gate)))
+        # An abandoned write ends with RequestTimeout in its worker; nobody awaits it, so retrieve it here.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.settings.limits.request_timeout_s)
+        except asyncio.TimeoutError as error:
+            if gate.abandon():
+                raise RequestTimeout(f"inference took longer than {self.settings.limits.request_timeout_s} s; "
+                                     "nothing was stored") from error
+            return await future
 
 
 def open_state(settings: Settings) -> ServiceState:

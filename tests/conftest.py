@@ -4,16 +4,22 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-PARITY = SHARED / "fixtures" / "ppshitu_parity"
+# Reference outputs of PaddleClas and PaddleDetection themselves, kept in the repo so that a clone passes alone.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PARITY = FIXTURES / "ppshitu_parity"
+END_TO_END = FIXTURES / "ppshitu_e2e"
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    if not PARITY.is_dir():
-        pytest.fail(f"parity fixtures not found at {PARITY} (../shared beside the repo)")
+    """Network outputs of the original model code for the fixture weights (its README says how they were made)."""
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def end_to_end_dir() -> Path:
+    """PaddleClas's own ``predict_system`` output on a gallery list and 14 queries (its README)."""
+    return END_TO_END
 
 
 def _export_test_detector(out_dir: Path) -> None:
@@ -21,7 +27,7 @@ def _export_test_detector(out_dir: Path) -> None:
     network whose boxes are deterministic, so the detector path of the service runs end to end."""
     import paddle
 
-    from trainer.export_detection import export_detector
+    from trainer.detection.export import export_detector
     from trainer.models.picodet import build_picodet
 
     paddle.seed(7)
@@ -43,7 +49,7 @@ def _export_test_detector(out_dir: Path) -> None:
 def model_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``embedder/default`` (EfficientNet-Lite0, real ImageNet weights + BNNeck) and ``detector/default``
     (see above), both exported by the trainer and loaded by the service unchanged."""
-    from trainer.export_recognition import export_imagenet_embedder
+    from trainer.recognition.export import export_imagenet_embedder
 
     store = tmp_path_factory.mktemp("model_store")
     export_imagenet_embedder(store / "embedder" / "default")

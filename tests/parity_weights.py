@@ -1,4 +1,4 @@
-"""Deterministic weights by the parity fixture's rule (../shared/fixtures/ppshitu_parity/README.md).
+"""Deterministic weights by the parity fixture's rule (tests/fixtures/ppshitu_parity/README.md).
 
 One generator per state-dict entry, seeded with ``[1, crc32(name)]``; the recognition and detector
 references differ only in the spread of the BN statistics and the 1-d parameters.

@@ -19,19 +19,22 @@ import cv2
 import numpy as np
 import pytest
 
+from service.box import Box
 from service.config import ModelSettings, RuntimeSettings, Settings
 from service.gallery import Gallery
 from service.gallery.listfile import read_list_file
 from service.inference.manifest import load_manifest
 from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
-from service.inference.types import Box, RecognizedObject
+from service.inference.types import RecognizedObject
 from trainer.evaluation.benchmark import BenchmarkConfig, Track, run_benchmark
 from trainer.evaluation.end_to_end import build_gallery
 from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
 from trainer.synth.dataset import synthesize
 from trainer.synth.demo import build_demo
 from trainer.synth.generator import SynthOptions
+
+pytestmark = pytest.mark.slow  # a synth dataset, a training run and the shipped models (minutes)
 
 STORE = Path(__file__).resolve().parents[1] / "model_store"
 DEFAULT_EMBEDDER = STORE / "embedder" / "default"

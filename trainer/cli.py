@@ -29,7 +29,7 @@ def export_det(
     version: str = typer.Option("1", help="model version written to manifest.json"),
 ) -> None:
     """Export the PicoDet main-body detector (NMS inside) for the service."""
-    from trainer.export_detection import export_detector
+    from trainer.detection.export import export_detector
     from trainer.models.picodet import build_picodet_architecture, load_picodet_checkpoint
 
     label_list = [label.strip() for label in labels.split(",") if label.strip()]
@@ -43,8 +43,8 @@ def export_det(
             typer.echo(str(error), err=True)
             raise typer.Exit(1) from error
     provenance = {"weights": str(weights) if weights else "untrained", "architecture": arch}
-    options = {"name": name, "version": version, "input_size": input_size, "labels": label_list}
-    manifest = export_detector(model, out, **options, provenance=provenance, architecture=arch)
+    manifest = export_detector(model, out, name=name, version=version, input_size=input_size, labels=label_list,
+                               provenance=provenance, architecture=arch)
     typer.echo(f"exported {manifest.model_id} ({arch}, {input_size}x{input_size}) to {out}")
 
 
@@ -72,8 +72,8 @@ def export_rec(
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
-    from trainer.export_recognition import export_imagenet_embedder, export_recognition_checkpoint
     from trainer.models import ARCHITECTURES
+    from trainer.recognition.export import export_imagenet_embedder, export_recognition_checkpoint
 
     if arch not in ARCHITECTURES:
         raise typer.BadParameter(f"choose one of {', '.join(ARCHITECTURES)}", param_hint="--arch")
@@ -105,14 +105,12 @@ def train_rec(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set optimizer.base_lr=0.01 (repeatable)"
     ),
-    resume: Path | None = typer.Option(
-        None, "--resume", exists=True, help="checkpoint directory, or a run directory to continue its newest"
-    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in <output>/checkpoints"),
 ) -> None:
     """Fine-tune the recognition model (PP-ShiTuV2 recipe), keep the best by recall@1, export it."""
-    from trainer.recognition_command import run_train_recognition
+    from trainer.recognition.command import run_train_recognition
 
-    run_train_recognition(config, overrides, resume)
+    run_train_recognition(config, overrides, resume=resume)
 
 
 @train_app.command("det")
@@ -121,7 +119,8 @@ def train_det(
     overrides: list[str] = typer.Option(
         [], "--set", "-s", help="override a config value, e.g. --set train.epochs=10 (repeatable)"
     ),
-    resume: bool = typer.Option(False, "--resume", help="continue from <train.output_dir>/checkpoints/last.*"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in "
+                                "<train.output_dir>/checkpoints"),
     preview: Path | None = typer.Option(
         None, "--preview", dir_okay=False, help="only write augmented training samples with their boxes to this PNG"
     ),

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import paddle
 from paddle import nn
 from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L2Decay
 
-from trainer.config import OptimizerConfig
-from trainer.models.efficientnet_lite import BLOCK_GROUP_BOUNDS, EfficientNetLite0
-from trainer.models.pplcnetv2 import PPLCNetV2Backbone
+from trainer.recognition.config import OptimizerConfig
 
 Stage = list[nn.Layer]
+
+
+class StagedBackbone(Protocol):
+    """What a backbone offers the schedule: its stages, from the input side (PPLCNetV2, EfficientNet-Lite0)."""
+
+    def stage_layers(self) -> list[Stage]: ...
 
 
 class WarmupCosine(LRScheduler):
@@ -43,15 +48,10 @@ def warmup_cosine_lr(step: int, peak_lr: float, warmup_steps: int, total_steps: 
     return 0.5 * peak_lr * (1.0 + math.cos(math.pi * progress))
 
 
-def backbone_stages(backbone: nn.Layer) -> list[Stage]:
-    """The backbone's stages from the input side: the stem first, then each resolution stage."""
-    if isinstance(backbone, PPLCNetV2Backbone):
-        return [[backbone.stem], *[[stage] for stage in backbone.stages]]
-    if isinstance(backbone, EfficientNetLite0):
-        bounds = BLOCK_GROUP_BOUNDS
-        groups = [list(backbone._blocks[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
-        return [[backbone._conv_stem, backbone._bn0], *groups]
-    raise TypeError(f"no stage layout known for {type(backbone).__name__}")
+def backbone_stages(backbone: StagedBackbone) -> list[Stage]:
+    """The backbone's stages from the input side: the stem first, then each resolution stage. Each backbone
+    declares its own layout (``stage_layers``), so a new one needs no change here."""
+    return backbone.stage_layers()
 
 
 def freeze_stages(stages: Sequence[Stage], count: int) -> list[nn.Layer]:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from service.gallery import Enrolment, GalleryImage, GalleryItem, GalleryMatch
+from service.gallery.validation import (
+    LABEL_SCHEMA_PATTERN,
+    MAX_LABEL_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_INTEGER,
+)
 from service.inference.types import Recognition, RecognizedObject
 
 
@@ -100,7 +107,8 @@ class ImagePublic(BaseModel):
 
     @classmethod
     def from_domain(cls, image: GalleryImage) -> ImagePublic:
-        return cls(image_id=image.image_id, item_id=image.item_id, bbox=list(image.box) if image.box else None,
+        bbox = list(image.box.as_tuple()) if image.box else None
+        return cls(image_id=image.image_id, item_id=image.item_id, bbox=bbox,
                    model_id=image.model_id, sha256=image.sha256, media_type=image.media_type,
                    created_at=image.created_at)
 
@@ -128,9 +136,27 @@ class ItemPage(BaseModel):
     limit: int
 
 
+# What the schema promises is accepted (a subset of what is: nesting is allowed too, up to the limits the
+# field descriptions give), so that a client generated from the schema never sends what we refuse.
+_METADATA_SCHEMA = {
+    "type": "object",
+    "maxProperties": 32,
+    "propertyNames": {"maxLength": 64},
+    "additionalProperties": {"anyOf": [
+        {"type": "string", "maxLength": 200},
+        {"type": "integer", "minimum": -MAX_METADATA_INTEGER, "maximum": MAX_METADATA_INTEGER},
+        {"type": "number", "minimum": -1e300, "maximum": 1e300},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]},
+}
+
+
 class ItemUpdate(BaseModel):
-    label: str | None = None
-    metadata: dict[str, Any] | None = None
+    label: str | None = Field(None, min_length=1, max_length=MAX_LABEL_CHARS, pattern=LABEL_SCHEMA_PATTERN)
+    metadata: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [_METADATA_SCHEMA, {"type": "null"}]})] = (
+        Field(None, description=f"replaces the metadata: a JSON object of at most {MAX_METADATA_BYTES} bytes, "
+        f"{MAX_METADATA_DEPTH} levels deep"))
 
 
 class ItemDeleted(BaseModel):
@@ -161,7 +187,7 @@ class ModelInfo(BaseModel):
     format: str
     passes_deleted: list[str] = Field(description="Paddle passes removed because the program could not run with them")
     preprocess: dict[str, Any]
-    provenance: dict[str, Any]
+    provenance: dict[str, Any] | None = Field(description="how it was made; null without the details scope")
 
 
 class InfoResponse(BaseModel):
@@ -171,5 +197,5 @@ class InfoResponse(BaseModel):
     embedding_dim: int
     gallery: dict[str, Any]
     defaults: dict[str, Any]
-    runtime: dict[str, Any]
-    limits: dict[str, Any]
+    runtime: dict[str, Any] | None = Field(description="null without the details scope")
+    limits: dict[str, Any] | None = Field(description="null without the details scope")

@@ -28,6 +28,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_name_for(sha256: str, media_type: str) -> str:
     return sha256 + EXTENSIONS.get(media_type, UNKNOWN_EXTENSION)
 

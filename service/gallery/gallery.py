@@ -1,6 +1,8 @@
 """The gallery: SQLite is the source of truth, the faiss index is rebuilt from it at start.
 
-Writers are serialised by one lock. A write is committed (fsynced) first and only then applied to the
+Read top to bottom: opening, reads, writes, closing, then the helpers. Reads take no lock:
+each thread reads through its own SQLite connection, which sees every committed write. Writers are
+serialised by one lock. A write is committed (fsynced) first and only then applied to the
 in-memory index, so an acknowledged write is durable and visible to the next search; a failed write
 leaves neither a row nor an index entry behind.
 """
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -20,29 +24,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings
-from service.errors import GalleryError, ImageNotFound, LabelConflict
+from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
 from service.gallery.files import file_name_for, sha256_hex
 from service.gallery.opening import GalleryParts, open_parts, read_embedding_space
-from service.gallery.reading import GalleryReader
 from service.gallery.rebuild import IndexRebuilder
 from service.gallery.types import Box, Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
 from service.gallery.validation import NewImage
 
 logger = logging.getLogger(__name__)
+MAX_PAGE_SIZE = 1000
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def id_fingerprint(ids: NDArray[np.int64]) -> tuple[int, int, int, int]:
-    if not len(ids):
-        return (0, 0, 0, 0)
-    return (len(ids), int(ids.sum()), int(ids.min()), int(ids.max()))
-
-
-class Gallery(GalleryReader):
+class Gallery:
     """Thread-safe; open it with :meth:`open`, which also takes an exclusive lock on the directory."""
 
     def __init__(self, settings: GallerySettings, parts: GalleryParts, *, embedding_dim: int, model_id: str) -> None:
@@ -85,6 +79,93 @@ class Gallery(GalleryReader):
         embedding_dim, model_id = read_embedding_space(settings.path)
         return cls.open(settings, embedding_dim=embedding_dim, model_id=model_id)
 
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def get_item(self, item_id: str) -> GalleryItem:
+        self._ensure_open()
+        return self._require_item(item_id)
+
+    def list_items(
+        self, *, offset: int = 0, limit: int = 50, label: str | None = None
+    ) -> tuple[list[GalleryItem], int]:
+        """A page of items in creation order, and the total number matching ``label`` (exact match)."""
+        offset, limit = validation.check_page(offset, limit, MAX_PAGE_SIZE)
+        self._ensure_open()
+        return self._store.list_items(offset, limit, label)
+
+    def item_images(self, item_id: str) -> list[GalleryImage]:
+        self._ensure_open()
+        self._require_item(item_id)
+        return self._store.item_images(item_id)
+
+    def get_image(self, image_id: str) -> GalleryImage:
+        self._ensure_open()
+        image = self._store.get_image(image_id)
+        if image is None:
+            raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
+        return image
+
+    def image_path(self, image_id: str) -> Path:
+        """The stored original bytes (shared by images with identical content)."""
+        self._ensure_open()
+        row = self._store.image_row(image_id)
+        if row is None:
+            raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
+        return self._files.path(row["file_name"])
+
+    def image_file(self, image_id: str) -> tuple[bytes, str]:
+        """The stored original bytes of one image and their media type (for thumbnails)."""
+        image = self.get_image(image_id)
+        try:
+            return self.image_path(image_id).read_bytes(), image.media_type
+        except FileNotFoundError as error:  # deleted between the lookup and the read
+            raise ImageNotFound(f"image {image_id} not found", image_id=image_id) from error
+
+    def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
+        """Every image with its item's label, in enrolment order (for export)."""
+        self._ensure_open()
+        return [(image, label) for image, label, _ in self._store.iter_images()]
+
+    def search(self, embeddings: NDArray[np.float32], top_k: int) -> list[list[GalleryMatch]]:
+        """Per query row, up to ``top_k`` distinct items (each with its best image), best first."""
+        queries = validation.check_queries(embeddings, self.embedding_dim)
+        top_k = validation.check_top_k(top_k)
+        self._ensure_open()
+        return self._search.search(queries, top_k)
+
+    def stats(self) -> GalleryStats:
+        self._ensure_open()
+        items, images = self._store.counts()
+        index = self._search.index
+        return GalleryStats(
+            items=items,
+            images=images,
+            index_kind=self.settings.index.value,
+            index_size=index.size,
+            masked_deletions=index.masked,
+            embedding_dim=self.embedding_dim,
+            model_id=self.model_id,
+            rebuilding=self._rebuilder.running,
+        )
+
+    def check(self, *, thorough: bool = False) -> bool:
+        """True when the index holds exactly the stored images.
+
+        The default compares count, sum, min and max of the ids in the store, the index and the id map:
+        cheap enough for a readiness probe on a large gallery. ``thorough`` compares the id sets
+        themselves (done at start).
+        """
+        self._ensure_open()
+        with self._write_lock:
+            if thorough:
+                stored = np.sort(self._store.row_ids(self._store.writer))
+                indexed = np.sort(self._search.live_ids())
+                return np.array_equal(stored, indexed) and self._search.row_ids() == set(stored.tolist())
+            stored_fingerprint = self._store.row_id_fingerprint(self._store.writer)
+            indexed = self._search.live_ids()
+            mapped = np.fromiter(self._search.row_ids(), dtype=np.int64)
+        return stored_fingerprint == id_fingerprint(indexed) == id_fingerprint(mapped)
+
     # -- writes -------------------------------------------------------------------------------------------
 
     def add_image(
@@ -117,6 +198,78 @@ class Gallery(GalleryReader):
         with self._write_lock:
             self._ensure_open()
             return self._enrol(request)
+
+    def update_item(
+        self, item_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> GalleryItem:
+        """Changes label and/or metadata (replaced whole); embeddings stay as they are."""
+        label = validation.check_label(label) if label is not None else None
+        metadata_text = validation.encode_metadata(metadata) if metadata is not None else None
+        with self._write_lock:
+            self._ensure_open()
+            existing = self._require_item(item_id, self._store.writer)
+            changes: dict[str, Any] = {}
+            if label is not None and label != existing.label:
+                changes["label"] = label
+            if metadata_text is not None:
+                changes["metadata"] = metadata_text
+            if changes:
+                with self._store.write() as connection:
+                    self._store.update_item(connection, item_id, changes, time.time())
+            if "label" in changes:
+                self._search.set_label(item_id, changes["label"])
+            return self._require_item(item_id, self._store.writer)
+
+    def delete_item(self, item_id: str) -> int:
+        """Deletes the item and all its images; returns how many images were removed."""
+        with self._write_lock:
+            self._ensure_open()
+            self._require_item(item_id, self._store.writer)
+            with self._store.write() as connection:
+                removed = self._store.delete_item(connection, item_id)
+            self._search.remove((row["row_id"] for row in removed), dropped_item=item_id)
+            self._forget_files({row["file_name"] for row in removed})
+            self._rebuilder.maybe_start()
+            return len(removed)
+
+    def delete_image(self, image_id: str) -> GalleryImage:
+        """Deletes one image. The item stays, even with no image left: its id, label and metadata are the user's."""
+        with self._write_lock:
+            self._ensure_open()
+            writer = self._store.writer
+            row = self._store.image_row(image_id, writer)
+            image = self._store.get_image(image_id, writer)
+            if row is None or image is None:
+                raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
+            with self._store.write() as connection:
+                self._store.delete_image(connection, image_id)
+                self._store.update_item(connection, row["item_id"], {}, time.time())
+            self._search.remove([row["row_id"]])
+            self._forget_files({row["file_name"]})
+            self._rebuilder.maybe_start()
+            return image
+
+    # -- closing ------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._rebuilder.stop()
+        if self._snapshots is not None and self._search.mutations != self._snapshot_mutations:
+            with self._search.lock.reading():
+                self._snapshots.write(self._search.index)
+        self._store.close()
+        self._lock.release()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
 
     def _enrol(self, request: NewImage) -> Enrolment:
         writer = self._store.writer
@@ -190,117 +343,27 @@ class Gallery(GalleryReader):
             raise GalleryError(f"could not add the image to the index: {error}") from error
         return self._store.get_image(image_id, self._store.writer)  # type: ignore[return-value]
 
-    def update_item(
-        self, item_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> GalleryItem:
-        """Changes label and/or metadata (replaced whole); embeddings stay as they are."""
-        label = validation.check_label(label) if label is not None else None
-        metadata_text = validation.encode_metadata(metadata) if metadata is not None else None
-        with self._write_lock:
-            self._ensure_open()
-            existing = self._require_item(item_id, self._store.writer)
-            changes: dict[str, Any] = {}
-            if label is not None and label != existing.label:
-                changes["label"] = label
-            if metadata_text is not None:
-                changes["metadata"] = metadata_text
-            if changes:
-                with self._store.write() as connection:
-                    self._store.update_item(connection, item_id, changes, time.time())
-            if "label" in changes:
-                self._search.set_label(item_id, changes["label"])
-            return self._require_item(item_id, self._store.writer)
-
-    def delete_item(self, item_id: str) -> int:
-        """Deletes the item and all its images; returns how many images were removed."""
-        with self._write_lock:
-            self._ensure_open()
-            self._require_item(item_id, self._store.writer)
-            with self._store.write() as connection:
-                removed = self._store.delete_item(connection, item_id)
-            self._search.remove((row["row_id"] for row in removed), dropped_item=item_id)
-            self._forget_files({row["file_name"] for row in removed})
-            self._rebuilder.maybe_start()
-            return len(removed)
-
-    def delete_image(self, image_id: str) -> GalleryImage:
-        """Deletes one image. The item stays, even with no image left: its id, label and metadata are the user's."""
-        with self._write_lock:
-            self._ensure_open()
-            writer = self._store.writer
-            row = self._store.image_row(image_id, writer)
-            image = self._store.get_image(image_id, writer)
-            if row is None or image is None:
-                raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
-            with self._store.write() as connection:
-                self._store.delete_image(connection, image_id)
-                self._store.update_item(connection, row["item_id"], {}, time.time())
-            self._search.remove([row["row_id"]])
-            self._forget_files({row["file_name"]})
-            self._rebuilder.maybe_start()
-            return image
-
     def _forget_files(self, file_names: set[str]) -> None:
         for file_name in file_names:
             if not self._store.file_in_use(self._store.writer, file_name):
                 self._files.remove(file_name)
 
-    # -- reads --------------------------------------------------------------------------------------------
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise GalleryError("the gallery is closed")
 
-    def search(self, embeddings: NDArray[np.float32], top_k: int) -> list[list[GalleryMatch]]:
-        """Per query row, up to ``top_k`` distinct items (each with its best image), best first."""
-        queries = validation.check_queries(embeddings, self.embedding_dim)
-        top_k = validation.check_top_k(top_k)
-        self._ensure_open()
-        return self._search.search(queries, top_k)
+    def _require_item(self, item_id: str, connection: sqlite3.Connection | None = None) -> GalleryItem:
+        item = self._store.get_item(item_id, connection) if isinstance(item_id, str) else None
+        if item is None:
+            raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
+        return item
 
-    def stats(self) -> GalleryStats:
-        self._ensure_open()
-        items, images = self._store.counts()
-        index = self._search.index
-        return GalleryStats(
-            items=items,
-            images=images,
-            index_kind=self.settings.index.value,
-            index_size=index.size,
-            masked_deletions=index.masked,
-            embedding_dim=self.embedding_dim,
-            model_id=self.model_id,
-            rebuilding=self._rebuilder.running,
-        )
 
-    def check(self, *, thorough: bool = False) -> bool:
-        """True when the index holds exactly the stored images.
+def new_id() -> str:
+    return uuid.uuid4().hex
 
-        The default compares count, sum, min and max of the ids in the store, the index and the id map:
-        cheap enough for a readiness probe on a large gallery. ``thorough`` compares the id sets
-        themselves (done at start).
-        """
-        self._ensure_open()
-        with self._write_lock:
-            if thorough:
-                stored = np.sort(self._store.row_ids(self._store.writer))
-                indexed = np.sort(self._search.live_ids())
-                return np.array_equal(stored, indexed) and self._search.row_ids() == set(stored.tolist())
-            stored_fingerprint = self._store.row_id_fingerprint(self._store.writer)
-            indexed = self._search.live_ids()
-            mapped = np.fromiter(self._search.row_ids(), dtype=np.int64)
-        return stored_fingerprint == id_fingerprint(indexed) == id_fingerprint(mapped)
 
-    def close(self) -> None:
-        with self._write_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._rebuilder.stop()
-        if self._snapshots is not None and self._search.mutations != self._snapshot_mutations:
-            with self._search.lock.reading():
-                self._snapshots.write(self._search.index)
-        self._store.close()
-        self._lock.release()
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def id_fingerprint(ids: NDArray[np.int64]) -> tuple[int, int, int, int]:
+    if not len(ids):
+        return (0, 0, 0, 0)
+    return (len(ids), int(ids.sum()), int(ids.min()), int(ids.max()))

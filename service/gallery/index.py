@@ -35,6 +35,7 @@ class VectorIndex:
         if loaded is not None:
             self._index = loaded  # deserialised indexes own their inner index
         else:
+            graph: faiss.Index
             if parameters.kind is IndexKind.hnsw:
                 graph = faiss.IndexHNSWFlat(parameters.dim, parameters.hnsw_m, faiss.METRIC_INNER_PRODUCT)
                 graph.hnsw.efConstruction = parameters.hnsw_ef_construction
@@ -88,7 +89,8 @@ class VectorIndex:
             self._masked.update(ids)
             self._refresh_selector()
         else:
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            # faiss's Python wrapper turns an id array into an IDSelectorBatch; its stubs know only the selector
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
 
     def live_ids(self) -> NDArray[np.int64]:
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -100,7 +102,8 @@ class VectorIndex:
         """Scores and ids (-1 where fewer than ``k`` live vectors were found), best first."""
         if self.parameters.kind is IndexKind.hnsw:
             # A fresh parameters object per call: IndexIDMap2 swaps its selector in and out during the search.
-            parameters = faiss.SearchParametersHNSW(efSearch=max(self.parameters.hnsw_ef_search, k))
+            ef_search = max(self.parameters.hnsw_ef_search, k)
+            parameters = faiss.SearchParametersHNSW(efSearch=ef_search)  # type: ignore[attr-defined]  # not in stubs
             if self._selector is not None:
                 parameters.sel = self._selector
             return self._index.search(queries, k, params=parameters)

@@ -52,10 +52,17 @@ def _split(line: str) -> tuple[str, str] | None:
     return (columns[0], columns[1]) if len(columns) == 2 else None
 
 
-def read_list_file(path: Path, root: Path) -> list[ListEntry]:
-    """Parses the list and checks that every image file exists under ``root``; errors name the line."""
+def read_list_file(path: Path, root: Path, *, allow_outside_root: bool = False) -> list[ListEntry]:
+    """Parses the list and checks that every image file exists under ``root``; errors name the line.
+
+    Lines end at ``\n`` only (``str.splitlines`` would also split at U+2028, U+0085…, which a label may not hold
+    but a path may). A path that leads out of ``root`` (absolute, ``..``, a symlink) is refused unless
+    ``allow_outside_root``: a list file must not make the importer read arbitrary files.
+    """
     entries = []
-    for line_number, line in enumerate(_decode(path).splitlines(), start=1):
+    resolved_root = root.resolve()
+    for line_number, line in enumerate(_decode(path).split("\n"), start=1):
+        line = line.removesuffix("\r")
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -71,6 +78,8 @@ def read_list_file(path: Path, root: Path) -> list[ListEntry]:
             label = check_label(columns[1])
         except InvalidRequest as error:
             raise fail(error.message) from error
+        if not allow_outside_root and not image_path.resolve().is_relative_to(resolved_root):
+            raise fail(f"{columns[0]} is outside the root {root} (--allow-outside-root lifts this)")
         if not image_path.is_file():
             raise fail(f"image file not found: {image_path}")
         entries.append(ListEntry(image_path, label, line_number))

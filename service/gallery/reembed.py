@@ -7,7 +7,6 @@ its faiss ids, so an interrupted run is resumed by running it again: rows alread
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -15,12 +14,13 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import GallerySettings
 from service.errors import GalleryError, InvalidRequest
 from service.gallery.files import ImageFiles
 from service.gallery.opening import DATABASE_FILE, IMAGES_DIRECTORY, open_store
 from service.gallery.snapshot import remove_snapshot
-from service.gallery.types import Box
+from service.gallery.store import stored_box
 from service.gallery.validation import check_embedding
 
 logger = logging.getLogger(__name__)
@@ -76,9 +76,8 @@ def _embed_batch(
         path = files.path(row["file_name"])
         if not path.is_file():
             raise GalleryError(f"the stored image file {path} is missing: cannot embed it again")
-        box = tuple(json.loads(row["box"])) if row["box"] is not None else None
-        inputs.append((path.read_bytes(), box))
-    embeddings = embed(inputs)  # type: ignore[arg-type]
+        inputs.append((path.read_bytes(), stored_box(row["box"])))
+    embeddings = embed(inputs)
     if not isinstance(embeddings, np.ndarray) or embeddings.shape != (len(batch), embedding_dim):
         shape = getattr(embeddings, "shape", None)
         raise GalleryError(f"the embedder returned shape {shape} for {len(batch)} images, expected {embedding_dim}")

@@ -74,7 +74,7 @@ class Snapshots:
             with open(temporary, "wb") as stream:
                 stream.write(LENGTH.pack(len(header)))
                 stream.write(header)
-                stream.write(memoryview(data))
+                stream.write(data.data)
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temporary, self.path)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.gallery.types import Box, GalleryImage, GalleryItem
+from service.box import Box
+from service.gallery.types import GalleryImage, GalleryItem
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -66,12 +67,16 @@ def _item(row: sqlite3.Row) -> GalleryItem:
     )
 
 
+def stored_box(text: str | None) -> Box | None:
+    """The ``box`` column: ``[x1, y1, x2, y2]`` as JSON, or NULL for the whole image."""
+    return Box(*json.loads(text)) if text is not None else None
+
+
 def _image(row: sqlite3.Row) -> GalleryImage:
-    box = tuple(json.loads(row["box"])) if row["box"] is not None else None
     return GalleryImage(
         image_id=row["image_id"],
         item_id=row["item_id"],
-        box=box,  # type: ignore[arg-type]
+        box=stored_box(row["box"]),
         model_id=row["model_id"],
         sha256=row["sha256"],
         media_type=row["media_type"],
@@ -295,7 +300,7 @@ class GalleryStore:
                 sha256,
                 file_name,
                 media_type,
-                None if box is None else json.dumps(list(box)),
+                None if box is None else json.dumps(list(box.as_tuple())),
                 model_id,
                 embedding.astype(np.float32).tobytes(),
                 now,

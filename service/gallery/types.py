@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-Box = tuple[int, int, int, int]
+from service.box import Box
 
 
 @dataclass(frozen=True, slots=True)

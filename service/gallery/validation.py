@@ -12,17 +12,24 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.errors import InvalidRequest
-from service.gallery.types import Box
 
 MAX_LABEL_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
 # A vector further than this from unit length was not L2-normalised by the embedder: scores would not be cosines.
 NORM_TOLERANCE = 1e-3
+MAX_METADATA_DEPTH = 16
+# JSON numbers every client reads exactly (JavaScript's safe integers); larger ones are refused, not rounded.
+MAX_METADATA_INTEGER = 2**53 - 1
 ITEM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MEDIA_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-# Tabs and line breaks cannot be written to a PaddleClas list file, so they never enter the gallery.
-FORBIDDEN_LABEL_CHARS = re.compile(r"[\t\r\n\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1: tabs, line breaks, U+0085) and the Unicode line and paragraph separators
+# cannot be written to a PaddleClas list file line, so they never enter the gallery.
+_LABEL_FORBIDDEN = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
+FORBIDDEN_LABEL_CHARS = re.compile(f"[{_LABEL_FORBIDDEN}]")
+# The same rule as a JSON-schema pattern (the API's OpenAPI): at least one visible character, none forbidden.
+LABEL_SCHEMA_PATTERN = f"^[^{_LABEL_FORBIDDEN}]*[^\\s{_LABEL_FORBIDDEN}][^{_LABEL_FORBIDDEN}]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,8 @@ def check_label(label: Any) -> str:
     if len(label) > MAX_LABEL_CHARS:
         raise InvalidRequest(f"label is longer than {MAX_LABEL_CHARS} characters", field="label")
     if FORBIDDEN_LABEL_CHARS.search(label):
-        raise InvalidRequest("label must not contain tabs, line breaks or control characters", field="label")
+        raise InvalidRequest("label must not contain tabs, line breaks, control characters or U+2028/U+2029",
+                             field="label")
     return label
 
 
@@ -79,11 +87,10 @@ def check_item_id(item_id: Any) -> str:
 
 
 def encode_metadata(metadata: Any) -> str:
-    """Serialised JSON object, at most 16 KiB of UTF-8."""
+    """Serialised JSON object, at most 16 KiB of UTF-8, nested at most 16 deep, integers within ±(2^53 - 1)."""
     if not isinstance(metadata, dict):
         raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    if not all(isinstance(key, str) for key in metadata):
-        raise InvalidRequest("metadata keys must be strings", field="metadata")
+    _check_metadata_value(metadata, depth=1)
     try:
         text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as error:
@@ -93,17 +100,47 @@ def encode_metadata(metadata: Any) -> str:
     return text
 
 
+def _check_metadata_value(value: Any, *, depth: int) -> None:
+    """Walks the value without recursion limits of its own: depth is checked before descending."""
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidRequest(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", field="metadata")
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequest("metadata keys must be strings", field="metadata")
+            _check_metadata_value(child, depth=depth + 1)
+    elif isinstance(value, list):
+        for child in value:
+            _check_metadata_value(child, depth=depth + 1)
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_METADATA_INTEGER:
+            raise InvalidRequest(f"metadata integers must be within ±{MAX_METADATA_INTEGER}", field="metadata")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequest("metadata numbers must be finite", field="metadata")
+    else:
+        raise InvalidRequest(f"metadata holds a {type(value).__name__}, not a JSON value", field="metadata")
+
+
 def check_box(box: Any) -> Box | None:
     if box is None:
         return None
-    if not isinstance(box, (tuple, list)) or len(box) != 4:
-        raise InvalidRequest("box must be four integers (x1, y1, x2, y2)", field="box")
-    if not all(isinstance(value, Integral) and not isinstance(value, bool) for value in box):
-        raise InvalidRequest("box must be four integers (x1, y1, x2, y2)", field="box")
-    x1, y1, x2, y2 = (int(value) for value in box)
+    values = box.as_tuple() if isinstance(box, Box) else None
+    if values is None or not all(isinstance(value, Integral) and not isinstance(value, bool) for value in values):
+        raise InvalidRequest("box must be a Box of four integers (x1, y1, x2, y2)", field="box")
+    x1, y1, x2, y2 = (int(value) for value in values)
     if x1 < 0 or y1 < 0 or x2 <= x1 or y2 <= y1:
         raise InvalidRequest("box needs 0 <= x1 < x2 and 0 <= y1 < y2", field="box", box=[x1, y1, x2, y2])
-    return (x1, y1, x2, y2)
+    return Box(x1, y1, x2, y2)
+
+
+def check_box_inside(box: Box, width: int, height: int) -> None:
+    x1, y1, x2, y2 = box.as_tuple()
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise InvalidRequest(f"bbox {[x1, y1, x2, y2]} is not inside the {width}x{height} image "
+                             "(x1 < x2 <= width, y1 < y2 <= height)", field="bbox")
 
 
 def check_media_type(media_type: Any) -> str:

@@ -1,39 +1,40 @@
-"""Main-body detector: PicoDet exports with the PaddleDetection contract (image, im_shape, scale_factor → [M, 6])."""
+"""Main-body detector: PicoDet exports with the PaddleDetection contract (image, [im_shape,] scale_factor → [M, 6])."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.errors import ModelError
 from service.inference.image import RGBImage, normalize, resize
 from service.inference.manifest import ModelKind, ModelManifest
-from service.inference.runtime import PaddleModel
-from service.inference.types import Box, Detection
+from service.inference.session import Session
+from service.inference.types import Detection
 
 
 class Detector:
     """Finds the main objects of an image; boxes come back in original-image pixels, best first."""
 
-    def __init__(self, model: PaddleModel, manifest: ModelManifest) -> None:
+    def __init__(self, session: Session, manifest: ModelManifest) -> None:
         if manifest.kind is not ModelKind.detector:
             raise ModelError(f"{manifest.name} is a {manifest.kind.value} model, not a detector")
-        self.model = model
+        self.session = session
         self.manifest = manifest
 
     def clone(self) -> Detector:
-        return Detector(self.model.clone(), self.manifest)
+        return Detector(self.session.clone(), self.manifest)
 
     def detect(self, image: RGBImage) -> list[Detection]:
         feed = self._preprocess(image)
-        outputs = self.model.run(feed)
+        outputs = self.session.run(feed)
         return self._postprocess(outputs, width=image.shape[1], height=image.shape[0])
 
     def _preprocess(self, image: RGBImage) -> dict[str, NDArray[np.generic]]:
         resized, (scale_y, scale_x) = resize(image, self.manifest.preprocess)
         return {
             "image": normalize(resized, self.manifest.preprocess)[np.newaxis],
-            # im_shape is the RESIZED shape and scale_factor is (y, x): the model divides boxes by it.
+            # im_shape (older exports only) is the RESIZED shape; scale_factor is (y, x): the model divides boxes by it.
             "im_shape": np.array([resized.shape[:2]], dtype=np.float32),
             "scale_factor": np.array([[scale_y, scale_x]], dtype=np.float32),
         }

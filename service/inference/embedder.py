@@ -8,24 +8,24 @@ from numpy.typing import NDArray
 from service.errors import ModelError
 from service.inference.image import RGBImage, normalize, resize
 from service.inference.manifest import ModelKind, ModelManifest
-from service.inference.runtime import PaddleModel
+from service.inference.session import Session
 
 
 class Embedder:
     """Embeds RGB crops with the model's own preprocessing; rows are unit vectors (cosine = inner product)."""
 
-    def __init__(self, model: PaddleModel, manifest: ModelManifest, *, max_batch_size: int = 16) -> None:
+    def __init__(self, session: Session, manifest: ModelManifest, *, max_batch_size: int) -> None:
         if manifest.kind is not ModelKind.embedder or manifest.embedding_dim is None:
             raise ModelError(f"{manifest.name} is a {manifest.kind.value} model, not an embedder")
-        if len(model.input_names) != 1:
-            raise ModelError(f"an embedder takes one input, {manifest.name} takes {list(model.input_names)}")
-        self.model = model
+        if len(session.input_names) != 1:
+            raise ModelError(f"an embedder takes one input, {manifest.name} takes {list(session.input_names)}")
+        self.session = session
         self.manifest = manifest
         self.embedding_dim: int = manifest.embedding_dim
         self.max_batch_size = max_batch_size
 
     def clone(self) -> Embedder:
-        return Embedder(self.model.clone(), self.manifest, max_batch_size=self.max_batch_size)
+        return Embedder(self.session.clone(), self.manifest, max_batch_size=self.max_batch_size)
 
     def embed(self, crops: list[RGBImage]) -> NDArray[np.float32]:
         if not crops:
@@ -37,7 +37,7 @@ class Embedder:
         return l2_normalize(np.concatenate(features))
 
     def _run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        output = np.asarray(self.model.run({self.model.input_names[0]: batch})[0], dtype=np.float32)
+        output = np.asarray(self.session.run({self.session.input_names[0]: batch})[0], dtype=np.float32)
         output = output.reshape(len(batch), -1)
         if output.shape[1] != self.embedding_dim:
             raise ModelError(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from service.box import Box
+from service.config import LimitsSettings
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 from service.inference.manifest import Interpolation, Preprocess
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
-SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/bmp": ".bmp"}
 _INTERPOLATIONS = {
     Interpolation.nearest: cv2.INTER_NEAREST,
     Interpolation.linear: cv2.INTER_LINEAR,
@@ -30,9 +33,26 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """What one upload may cost to decode (from ``LimitsSettings``)."""
+
+    max_pixels: int  # of the decoded image
+    max_side_px: int  # declared, checked before decoding
+    reduce_to_side_px: int | None = None  # JPEG DCT scaling keeps the longer side at least this; None: full decode
+
+    @classmethod
+    def of(cls, limits: LimitsSettings) -> DecodeLimits:
+        return cls(limits.max_image_pixels, limits.max_image_side_px, limits.decode_max_side_px)
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedImage:
+    """The pixels, maybe decoded at 1/2, 1/4 or 1/8 of the original; boxes go out in original pixels."""
+
     pixels: RGBImage  # H x W x 3, RGB
     media_type: str
+    original_width: int
+    original_height: int
 
     @property
     def width(self) -> int:
@@ -41,6 +61,29 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return int(self.pixels.shape[0])
+
+    @property
+    def reduced(self) -> bool:
+        return (self.width, self.height) != (self.original_width, self.original_height)
+
+    def to_original(self, box: Box) -> Box:
+        """A box of the decoded pixels in original pixels (exclusive ends, inside the original image)."""
+        if not self.reduced:
+            return box
+        sx, sy = self.original_width / self.width, self.original_height / self.height
+        x1, y1, x2, y2 = box.as_tuple()
+        width, height = self.original_width, self.original_height
+        return Box(min(int(x1 * sx), width), min(int(y1 * sy), height),
+                   min(int(math.ceil(x2 * sx)), width), min(int(math.ceil(y2 * sy)), height))
+
+    def from_original(self, box: Box) -> Box:
+        """A box in original pixels on the decoded pixels (the smallest box that covers it)."""
+        if not self.reduced:
+            return box
+        sx, sy = self.width / self.original_width, self.height / self.original_height
+        x1, y1, x2, y2 = box.as_tuple()
+        return Box(int(x1 * sx), int(y1 * sy), max(min(int(math.ceil(x2 * sx)), self.width), int(x1 * sx) + 1),
+                   max(min(int(math.ceil(y2 * sy)), self.height), int(y1 * sy) + 1))
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -52,8 +95,13 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, *, max_pixels: int, max_side_px: int) -> DecodedImage:
-    """Check the container and its declared size before decoding, so bombs cost no memory."""
+# A file this much larger than its raw pixels is not an image of that size: refuse it before decoding.
+_SLACK_BYTES = 4 << 20
+_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
+    """Check the container and its declared size before decoding, so bombs cost neither time nor memory."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     kind = sniff_format(data)
@@ -62,18 +110,31 @@ def decode_image(data: bytes, *, max_pixels: int, max_side_px: int) -> DecodedIm
     width, height = _declared_size(data, kind)
     if width <= 0 or height <= 0:
         raise InvalidImage(f"the image declares a size of {width}x{height} pixels")
-    if width * height > max_pixels or max(width, height) > max_side_px:
+    reduction = _jpeg_reduction(width, height, limits.reduce_to_side_px) if kind == "JPEG" else 1
+    decoded_pixels = math.ceil(width / reduction) * math.ceil(height / reduction)
+    if decoded_pixels > limits.max_pixels or max(width, height) > limits.max_side_px:
         raise ImageTooLarge(
-            f"{width}x{height} pixels is over the limit ({max_pixels} pixels, {max_side_px} px a side)",
-            width=width,
-            height=height,
+            f"{width}x{height} pixels is over the limit ({limits.max_pixels} decoded pixels, "
+            f"{limits.max_side_px} px a side)", width=width, height=height,
         )
+    if len(data) > 4 * 3 * width * height + _SLACK_BYTES:
+        raise InvalidImage(f"{len(data)} bytes is far more than a {width}x{height} image holds", width=width,
+                           height=height)
     if kind == "JPEG" and _jpeg_truncated(data):
         raise InvalidImage("the JPEG data is truncated (no end-of-image marker after the last scan)")
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    flag = _REDUCED_FLAGS.get(reduction, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if bgr is None or bgr.size == 0:
         raise InvalidImage(f"the {kind} data is corrupt or truncated and cannot be decoded")
-    return DecodedImage(pixels=np.ascontiguousarray(bgr[:, :, ::-1]), media_type=MEDIA_TYPES[kind])
+    return DecodedImage(pixels=np.ascontiguousarray(bgr[:, :, ::-1]), media_type=MEDIA_TYPES[kind],
+                        original_width=width, original_height=height)
+
+
+def _jpeg_reduction(width: int, height: int, target_side: int | None) -> int:
+    """The largest of 8, 4, 2 that keeps the longer side at least ``target_side`` (1: decode in full)."""
+    if target_side is None:
+        return 1
+    return next((factor for factor in (8, 4, 2) if max(width, height) / factor >= target_side), 1)
 
 
 def _declared_size(data: bytes, kind: str) -> tuple[int, int]:
@@ -81,7 +142,8 @@ def _declared_size(data: bytes, kind: str) -> tuple[int, int]:
         with Image.open(io.BytesIO(data), formats=[kind]) as header:
             return header.size
     except Exception as error:  # Pillow raises many kinds (SyntaxError, OSError, struct.error) for bad headers
-        raise InvalidImage(f"the {kind} header is corrupt: {error}") from error
+        # Pillow's messages name its objects (<_io.BytesIO object at 0x…>): say what is wrong, not where.
+        raise InvalidImage(f"the {kind} header is corrupt or unreadable") from error
 
 
 def _jpeg_truncated(data: bytes) -> bool:
@@ -103,7 +165,7 @@ def resize(pixels: RGBImage, preprocess: Preprocess) -> tuple[RGBImage, tuple[fl
         resized = cv2.resize(pixels, None, fx=scale_x, fy=scale_y, interpolation=interpolation)
     else:
         resized = cv2.resize(pixels, (target_width, target_height), interpolation=interpolation)
-    return resized, (scale_y, scale_x)
+    return cast(RGBImage, resized), (scale_y, scale_x)
 
 
 def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
@@ -116,6 +178,5 @@ def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
     return np.ascontiguousarray(tensor.transpose(2, 0, 1))
 
 
-def crop(pixels: RGBImage, box: tuple[int, int, int, int]) -> RGBImage:
-    x1, y1, x2, y2 = box
-    return pixels[y1:y2, x1:x2]
+def crop(pixels: RGBImage, box: Box) -> RGBImage:
+    return pixels[box.y1 : box.y2, box.x1 : box.x2]

@@ -130,7 +130,8 @@ def load_manifest(model_dir: Path, *, embedding_dim: Callable[[], int] | None = 
     manifest = manifest_from_paddle_config(model_dir, embedding_dim=embedding_dim)
     if manifest is None:
         raise ManifestError(
-            f"{model_dir} has no {MANIFEST_FILE}, infer_cfg.yml or inference.yml; "
-            "`shitu models pull` writes one for the official models"
+            f"{model_dir} has no {MANIFEST_FILE}, infer_cfg.yml or inference.yml; write one with "
+            f"`shitu models manifest {model_dir} --config <the PaddleClas/PaddleDetection training YAML it was "
+            "exported with>` or `--preset ppshituv2-rec|ppshituv2-det` (PP-ShiTuV2's preprocessing)"
         )
     return manifest

@@ -30,7 +30,7 @@ def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: 
     bf16 = runtime.onednn_bf16 and onednn_bf16_supported()
     if runtime.onednn_bf16 and not bf16:
         logger.warning("onednn_bf16 is set but this CPU has neither AMX nor AVX512-BF16: running fp32")
-    manifest = _manifest(model_dir, lambda: _probe_embedding_dim(model_dir, runtime))
+    manifest = _manifest(model_dir, lambda: probe_embedding_dim(model_dir, runtime))
     width, height = manifest.preprocess.size
     one, most = [1, 3, height, width], [runtime.tensorrt_max_batch, 3, height, width]
     model = PaddleModel.load(
@@ -48,14 +48,17 @@ def load_detector(model_dir: Path, runtime: RuntimeSettings) -> Detector:
         raise ModelError(f"detector directory {model_dir} does not exist (SHITU_MODELS__DETECTOR, empty disables it)")
     manifest = _manifest(model_dir, None)
     width, height = manifest.preprocess.size
+    # PaddleDetection's PicoDet exports take image + scale_factor; older ones (and the released PP-ShiTu
+    # detector) also im_shape. The feed holds all three: a model reads the ones it declares.
     shapes: TensorRTShapes = {"image": ([1, 3, height, width],) * 3, "im_shape": ([1, 2],) * 3,
-                               "scale_factor": ([1, 2],) * 3}
+                              "scale_factor": ([1, 2],) * 3}
     feed = {
         "image": np.zeros((1, 3, height, width), dtype=np.float32),
         "im_shape": np.array([[height, width]], dtype=np.float32),
         "scale_factor": np.ones((1, 2), dtype=np.float32),
     }
-    model = PaddleModel.load(model_dir, runtime, probe=lambda _: feed, trt_shapes=lambda: shapes)
+    model = PaddleModel.load(model_dir, runtime, probe=lambda _: feed, trt_shapes=lambda: {
+        name: shapes[name] for name in PaddleModel.input_names_of(model_dir) if name in shapes})
     return Detector(model, manifest)
 
 
@@ -72,7 +75,12 @@ def _manifest(model_dir: Path, embedding_dim: Callable[[], int] | None) -> Model
         raise ModelError(str(error)) from error
 
 
-def _probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
+def model_input_names(model_dir: Path) -> tuple[str, ...]:
+    """The input names of the program in ``model_dir``, without building an optimised predictor."""
+    return PaddleModel.input_names_of(model_dir)
+
+
+def probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
     """PaddleClas exports do not state their feature size: run one standard 224x224 input (plain CPU kernels)."""
     plain = runtime.model_copy(update={"onednn": False, "device": Device.cpu, "tensorrt": False})
     model = PaddleModel.load(model_dir, plain, probe=None)

@@ -1,4 +1,5 @@
-"""Translate the configs that PaddleDetection (``infer_cfg.yml``) and PaddleClas (``inference.yml``) export."""
+"""Translate PaddleDetection's and PaddleClas's configs into a manifest: the deploy configs their exports write
+(``infer_cfg.yml``, ``inference.yml``) and, for a plain export that has neither, the training YAML it came from."""
 
 from __future__ import annotations
 
@@ -93,3 +94,66 @@ def eval_fraction(value: object) -> float:
         return float(numerator) / (float(denominator) if denominator else 1.0)
     except ValueError as error:
         raise ManifestError(f"cannot read the scale {value!r}") from error
+
+
+def read_training_config(path: Path) -> dict[str, Any]:
+    """A PaddleClas or PaddleDetection training YAML, PaddleDetection's ``_BASE_`` files merged in first."""
+    config = _read(path)
+    merged: dict[str, Any] = {}
+    for base in config.pop("_BASE_", None) or []:
+        merged = _merged(merged, read_training_config((path.parent / str(base)).resolve()))
+    return _merged(merged, config)
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        result[key] = _merged(result[key], value) if isinstance(value, dict) and isinstance(
+            result.get(key), dict) else value
+    return result
+
+
+def manifest_from_training_config(
+    model_dir: Path, config_path: Path, *, embedding_dim: Callable[[], int]
+) -> ModelManifest:
+    """The manifest of a plain export, from the training config it was exported with (``-c ….yaml``).
+
+    PaddleDetection: ``TestReader.sample_transforms``. PaddleClas: ``Infer.transforms``, else the retrieval
+    evaluation's ``DataLoader.Eval.Query`` transforms (GeneralRecognitionV2 configs have no ``Infer``).
+    """
+    config = read_training_config(config_path)
+    if "TestReader" in config or "architecture" in config:
+        manifest = _detector_manifest(model_dir, _detection_deploy_config(config, config_path))
+    elif "Arch" in config:
+        manifest = _embedder_manifest(model_dir, _classification_deploy_config(config, config_path), embedding_dim())
+    else:
+        raise ManifestError(f"{config_path}: neither a PaddleClas (Arch) nor a PaddleDetection (TestReader) config")
+    return manifest.model_copy(update={"provenance": {"source": f"training config {config_path.name}"}})
+
+
+def _detection_deploy_config(config: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    transforms = (config.get("TestReader") or {}).get("sample_transforms") or []
+    steps = [{"type": name, **(options or {})} for step in transforms if isinstance(step, dict)
+             for name, options in step.items() if name != "Decode"]
+    if not steps:
+        raise ManifestError(f"{config_path}: no TestReader.sample_transforms")
+    classes = int(config.get("num_classes", 1))
+    labels = ["foreground"] if classes == 1 else [str(index) for index in range(classes)]
+    return {"Preprocess": steps, "arch": config.get("architecture", ""), "label_list": labels}
+
+
+def _classification_deploy_config(config: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    evaluation = (config.get("DataLoader") or {}).get("Eval") or {}
+    dataset = ((evaluation.get("Query") or evaluation).get("dataset")) or {}
+    operations = (config.get("Infer") or {}).get("transforms") or dataset.get("transform_ops") or []
+    steps = []
+    for step in operations:
+        name, options = next(iter(step.items())) if isinstance(step, dict) else (str(step), None)
+        if name == "DecodeImage":
+            if not (options or {}).get("to_rgb", True):
+                raise ManifestError(f"{config_path}: DecodeImage.to_rgb false (BGR input) is not supported")
+            continue
+        steps.append({name: options})
+    if not steps:
+        raise ManifestError(f"{config_path}: no Infer.transforms or DataLoader.Eval transform_ops")
+    return {"PreProcess": {"transform_ops": steps}}

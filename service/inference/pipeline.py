@@ -9,15 +9,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import PipelineSettings, WholeImage
 from service.errors import InvalidRequest
 from service.gallery import GalleryMatch
 from service.inference.detector import Detector
 from service.inference.embedder import Embedder
-from service.inference.image import RGBImage, crop, decode_image
+from service.inference.image import DecodeLimits, RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
-from service.inference.types import Box, ObjectSource, Recognition, RecognizedObject
+from service.inference.types import ObjectSource, Recognition, RecognizedObject
 from service.inference.windows import sliding_windows
 
 Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
@@ -25,21 +26,43 @@ Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
 
 @dataclass(frozen=True, slots=True)
 class RecognizeOptions:
-    """One request's knobs; every default is PP-ShiTuV2's behaviour."""
+    """One request's knobs: :class:`PipelineSettings` (the one holder of the defaults) resolved against the
+    models' manifests, then a request's overrides. No defaults of its own."""
 
     detection_threshold: float
     max_detections: int
     min_score: float
-    whole_image: WholeImage = WholeImage.always
-    top_k: int = 5
-    nms_iou: float = 0.05
-    max_objects: int = 20
-    include_unknown: bool = True
-    sliding_windows: bool = False
-    window_scales: tuple[float, ...] = (0.35, 0.5, 0.7)
+    whole_image: WholeImage
+    top_k: int
+    nms_iou: float
+    max_objects: int
+    include_unknown: bool
+    sliding_windows: bool
+    window_scales: tuple[float, ...]
     # The embedder manifest's calibrated min_score per candidate source; an explicit min_score (settings or
     # request) replaces them all.
-    source_min_scores: tuple[tuple[ObjectSource, float], ...] = ()
+    source_min_scores: tuple[tuple[ObjectSource, float], ...]
+
+    @classmethod
+    def resolve(cls, settings: PipelineSettings, detector: DetectorDefaults | None = None,
+                embedder: EmbedderDefaults | None = None) -> RecognizeOptions:
+        """Settings override the manifests; a missing manifest section means PP-ShiTu's values."""
+        detector = detector or DetectorDefaults()
+        embedder = embedder or EmbedderDefaults()
+        by_source = () if settings.min_score is not None else tuple(embedder.source_match_thresholds.items())
+        return cls(
+            detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
+            max_detections=int(_first(settings.max_detections, detector.max_detections)),
+            min_score=_first(settings.min_score, embedder.match_threshold),
+            whole_image=settings.whole_image,
+            top_k=settings.top_k,
+            nms_iou=settings.nms_iou,
+            max_objects=settings.max_objects,
+            include_unknown=settings.include_unknown,
+            sliding_windows=settings.sliding_windows,
+            window_scales=settings.window_scales,
+            source_min_scores=by_source,
+        )
 
     def min_score_for(self, source: ObjectSource) -> float:
         return next((score for known, score in self.source_min_scores if known is source), self.min_score)
@@ -69,21 +92,8 @@ class Recognizer:
     def default_options(self, settings: PipelineSettings) -> RecognizeOptions:
         """Settings override the manifests; the manifests hold each model's own thresholds."""
         # Without a detector its two numbers are never used; PP-ShiTu's values only fill the fields.
-        detector = (self.detector.manifest.detector if self.detector else None) or DetectorDefaults()
-        embedder = self.embedder.manifest.embedder or EmbedderDefaults()
-        by_source = () if settings.min_score is not None else tuple(embedder.source_match_thresholds.items())
-        return RecognizeOptions(
-            detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
-            max_detections=int(_first(settings.max_detections, detector.max_detections)),
-            min_score=_first(settings.min_score, embedder.match_threshold),
-            whole_image=settings.whole_image,
-            top_k=settings.top_k,
-            nms_iou=settings.nms_iou,
-            max_objects=settings.max_objects,
-            sliding_windows=settings.sliding_windows,
-            window_scales=settings.window_scales,
-            source_min_scores=by_source,
-        )
+        detector = self.detector.manifest.detector if self.detector else None
+        return RecognizeOptions.resolve(settings, detector, self.embedder.manifest.embedder)
 
     def recognize(self, image: RGBImage, options: RecognizeOptions, search: Search) -> Recognition:
         timings: dict[str, float] = {}
@@ -93,7 +103,7 @@ class Recognizer:
         candidates = [candidate for candidate in candidates if candidate.box.width > 0 and candidate.box.height > 0]
 
         clock = time.perf_counter()
-        embeddings = self.embedder.embed([crop(image, candidate.box.as_tuple()) for candidate in candidates])
+        embeddings = self.embedder.embed([crop(image, candidate.box) for candidate in candidates])
         timings["embed_ms"] = _elapsed_ms(clock)
 
         clock = time.perf_counter()
@@ -118,7 +128,7 @@ class Recognizer:
                 f"bbox {list(box.as_tuple())} is not inside the {image.shape[1]}x{image.shape[0]} image "
                 "(x1 < x2 <= width, y1 < y2 <= height)"
             )
-        return box, self.embedder.embed([crop(image, box.as_tuple())])[0]
+        return box, self.embedder.embed([crop(image, box)])[0]
 
     def _candidates(self, image: RGBImage, options: RecognizeOptions) -> list[Candidate]:
         height, width = image.shape[:2]
@@ -140,12 +150,15 @@ class Recognizer:
 
 
 def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,
-                    max_pixels: int, max_side_px: int) -> Recognition:
-    """Decode (with the size guards) and recognize; the decode time joins the stage timings."""
+                    limits: DecodeLimits) -> Recognition:
+    """Decode (with the size guards) and recognize; boxes in original pixels; decode time joins the timings."""
     clock = time.perf_counter()
-    image = decode_image(data, max_pixels=max_pixels, max_side_px=max_side_px)
+    image = decode_image(data, limits)
     decode_ms = _elapsed_ms(clock)
     result = recognizer.recognize(image.pixels, options, search)
+    if image.reduced:
+        objects = [replace(found, box=image.to_original(found.box)) for found in result.objects]
+        result = replace(result, width=image.original_width, height=image.original_height, objects=objects)
     return replace(result, timings_ms={"decode_ms": decode_ms, **result.timings_ms})
 
 

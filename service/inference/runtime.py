@@ -1,29 +1,30 @@
 """Paddle Inference: the only module of the project that imports ``paddle.inference``.
 
-A :class:`PaddleModel` owns one predictor. Predictors are not thread-safe, so every worker thread
+A :class:`PaddleModel` owns one predictor and implements :class:`service.inference.session.Session`, the
+only face of it the model classes and routes see. Predictors are not thread-safe, so every worker thread
 gets its own through :meth:`PaddleModel.clone`, which shares the weights and the optimised program.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import paddle.inference as paddle_inference
-from numpy.typing import NDArray
 
 from service.config import Device, Precision, RuntimeSettings
 from service.errors import ModelError
 from service.inference.manifest import MODEL_STEMS
+from service.inference.session import Array, SessionInfo
 
 logger = logging.getLogger(__name__)
 # input name -> (min, max, optimal) shapes of a TensorRT dynamic-shape profile
 TensorRTShapes = dict[str, tuple[list[int], list[int], list[int]]]
 # input names -> a feed that exercises the program once
-Probe = Callable[[tuple[str, ...]], dict[str, NDArray[np.generic]]]
+Probe = Callable[[tuple[str, ...]], Mapping[str, Array]]
 
 # Paddle 3.3.1's oneDNN executor cannot convert some attribute kinds of PIR programs (for example the
 # double-array ``scale`` of interpolate ops, e.g. the neck upsampling of PaddleDetection 3.x PicoDet) and raises
@@ -60,7 +61,7 @@ def find_model_files(model_dir: Path) -> ModelFiles:
 
 
 class PaddleModel:
-    """One Paddle Inference predictor: feed inputs by name, read outputs by position."""
+    """One Paddle Inference predictor: feed inputs by name, read outputs by position (a ``Session``)."""
 
     def __init__(self, predictor: paddle_inference.Predictor, files: ModelFiles, *,
                  passes_deleted: tuple[str, ...] = ()) -> None:
@@ -121,10 +122,18 @@ class PaddleModel:
         config.disable_mkldnn()
         return tuple(paddle_inference.create_predictor(config).get_input_names())
 
+    @property
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            directory=str(self.files.program.parent),
+            format="paddle-2.x pdmodel" if self.files.legacy else "paddle-3.x json",
+            passes_deleted=self.passes_deleted,
+        )
+
     def clone(self) -> PaddleModel:
         return PaddleModel(self._predictor.clone(), self.files, passes_deleted=self.passes_deleted)
 
-    def run(self, feed: dict[str, NDArray[np.generic]]) -> list[NDArray[np.generic]]:
+    def run(self, feed: Mapping[str, Array]) -> list[Array]:
         """Run once; ``feed`` may hold more inputs than the model takes (they are ignored)."""
         missing = [name for name in self.input_names if name not in feed]
         if missing:

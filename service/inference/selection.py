@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.inference.types import Box, Detection
+from service.box import Box
+from service.inference.types import Detection
 
 
 def select_detections(detections: Sequence[Detection], *, max_detections: int, threshold: float) -> list[Detection]:

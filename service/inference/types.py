@@ -5,28 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from service.box import Box
 from service.gallery import GalleryMatch
-
-
-@dataclass(frozen=True, slots=True)
-class Box:
-    """Pixel box, exclusive end: the crop is ``image[y1:y2, x1:x2]``."""
-
-    x1: int
-    y1: int
-    x2: int
-    y2: int
-
-    @property
-    def width(self) -> int:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> int:
-        return self.y2 - self.y1
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.x1, self.y1, self.x2, self.y2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from service.inference.types import Box
+from service.box import Box
 
 
 def sliding_windows(width: int, height: int, scales: Sequence[float]) -> list[Box]:

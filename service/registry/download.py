@@ -6,7 +6,6 @@ An interrupted download keeps its ``.part``; the next call asks for the rest wit
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -100,11 +99,3 @@ def download(
             resumable=True,
         )
     return part
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

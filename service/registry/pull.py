@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 
+from service.gallery.files import file_sha256
 from service.inference.manifest import MANIFEST_FILE, MODEL_STEMS, ModelManifest
 from service.registry.archive import MAX_EXTRACTED_BYTES, UnsafeArchiveError, extract_archive
-from service.registry.download import DownloadError, ProgressCallback, download, file_sha256
+from service.registry.download import DownloadError, ProgressCallback, download
 from service.registry.known import KnownModel
 
 DOWNLOAD_DIR = ".downloads"

@@ -24,16 +24,17 @@ def _size_text(model: KnownModel) -> str:
     return "unknown"
 
 
-def models_table(models: Iterable[KnownModel], store: Path) -> Table:
-    table = Table(title=f"Known models (store: {store})")
-    for column in ("name", "kind", "size", "sha256", "installed"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("description")
+MODEL_COLUMNS = ("name", "kind", "size", "sha256", "installed", "description")
+STORE_COLUMNS = ("directory", "model", "architecture")
+
+
+def model_rows(models: Iterable[KnownModel], store: Path) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     for model in models:
         installed = str(model.install_path(store)) if model.is_installed(store) else "no"
         checksum = model.sha256[:12] if model.sha256 else "unknown"
-        table.add_row(model.name, model.kind.value, _size_text(model), checksum, installed, model.description)
-    return table
+        rows.append((model.name, model.kind.value, _size_text(model), checksum, installed, model.description))
+    return rows
 
 
 def _describe(model_dir: Path) -> tuple[str, str]:
@@ -44,16 +45,28 @@ def _describe(model_dir: Path) -> tuple[str, str]:
     return manifest.model_id, manifest.architecture
 
 
-def store_table(store: Path) -> Table:
+def store_rows(store: Path) -> list[tuple[str, ...]]:
     """Every model directory of the store, by the name the ``SHITU_MODELS__*`` settings take."""
-    table = Table(title="In the store (values for SHITU_MODELS__EMBEDDER / SHITU_MODELS__DETECTOR)")
-    for column in ("directory", "model"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("architecture")
+    rows: list[tuple[str, ...]] = []
     for kind in (ArtifactKind.embedder, ArtifactKind.detector):
         for model_dir in sorted(path for path in (store / kind.value).glob("*") if path.is_dir()):
-            table.add_row(f"{kind.value}/{model_dir.name}", *_describe(model_dir))
-    return table
+            rows.append((f"{kind.value}/{model_dir.name}", *_describe(model_dir)))
+    return rows
+
+
+def print_table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; elsewhere (pipes, logs, CI) tab-separated lines, so that nothing is cut to fit."""
+    if not console.is_terminal:
+        # Straight to the stream: rich would expand the tabs and wrap at its idea of the width.
+        lines = [f"# {title}", *("\t".join(row) for row in (columns, *rows))]
+        console.file.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column != columns[-1])
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 class _ProgressBar:

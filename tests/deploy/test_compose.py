@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import typer
 
-from service.cli import app
 from service.config import Device, Settings
+from shitu.cli import app
 from tests.deploy.deployment_files import (
     COMPOSE_FILE,
     REPO,
@@ -73,7 +73,10 @@ def test_default_service_needs_no_profile_and_serves_the_model_store_and_a_galle
     assert environment["SHITU_SERVER__HOST"] == "0.0.0.0"
     assert environment["SHITU_MODELS__STORE"] == "/models"
     assert environment["SHITU_GALLERY__PATH"] == "/data/gallery"
-    assert resolve_defaults(service["ports"][0]) == f"8000:{environment['SHITU_SERVER__PORT']}"
+    # Published on the host's loopback only by default; inside, the service listens beyond loopback, so
+    # anonymous requests may only read (writes need SHITU_AUTH__KEYS).
+    assert resolve_defaults(service["ports"][0]) == f"127.0.0.1:8000:{environment['SHITU_SERVER__PORT']}"
+    assert environment["SHITU_AUTH__KEYS"] == "[]"
 
 
 def test_every_profile_exists() -> None:

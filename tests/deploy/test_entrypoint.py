@@ -51,7 +51,7 @@ def _free_port() -> int:
 def _executable(argv: list[str]) -> list[str]:
     """``shitu`` from this interpreter's environment, as the image finds it in /opt/venv/bin."""
     script = shutil.which(argv[0], path=str(Path(sys.executable).parent))
-    return [script, *argv[1:]] if script else [sys.executable, "-m", "service", *argv[1:]]
+    return [script, *argv[1:]] if script else [sys.executable, "-m", "shitu", *argv[1:]]
 
 
 @pytest.fixture
@@ -100,6 +100,7 @@ def _wait_until_ready(base_url: str, process: subprocess.Popen, log: Path) -> ht
     pytest.fail(f"/ready did not answer 200 within {READY_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
+@pytest.mark.slow  # a real server process
 def test_image_command_serves_the_default_models_until_ready(
     served: tuple[str, dict[str, str], subprocess.Popen], tmp_path: Path
 ) -> None:

@@ -20,9 +20,10 @@ def service_settings(store: Path, gallery: Path, **overrides: object) -> Setting
     return Settings.model_validate(values)
 
 
-@pytest.fixture(scope="module")
-def client(model_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = service_settings(model_store_dir, tmp_path_factory.mktemp("gallery"),
+@pytest.fixture
+def client(model_store_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A service with a fresh, empty gallery for each test: no test depends on what another registered."""
+    settings = service_settings(model_store_dir, tmp_path / "gallery",
                                 limits={"max_upload_mb": 1.0, "max_concurrent_requests": 4})
     with TestClient(create_app(settings)) as test_client:
         yield test_client

@@ -38,7 +38,8 @@ def test_register_then_recognize_finds_the_product(client: TestClient) -> None:
     _register(client, encode(rocket()), label="rocket toy", item_id="rocket", detect="false")
 
     query = coffee()[40:360, 60:560]
-    result = _recognize(client, encode(query), whole_image="always").json()
+    # The test detector's boxes cover the photo once clipped; above its scores, only the whole image competes.
+    result = _recognize(client, encode(query), whole_image="always", detection_threshold=0.99).json()
 
     assert created.status_code == 201 and created.json()["created_item"] is True
     whole = [found for found in result["objects"] if found["source"] == "whole_image"]
@@ -50,10 +51,18 @@ def test_register_then_recognize_finds_the_product(client: TestClient) -> None:
     assert result["models"] == {"embedder": "efficientnet-lite0-imagenet@1", "detector": "test-detector@1"}
 
 
+def _register_products(client: TestClient) -> None:
+    """The three products most tests search among."""
+    for image, label, item_id in ((coffee(), "espresso cup", "coffee"), (cat(), "cat poster", "cat"),
+                                  (rocket(), "rocket toy", "rocket")):
+        assert _register(client, encode(image), label=label, item_id=item_id, detect="false").status_code == 201
+
+
 def test_candidates_are_distinct_items_best_first(client: TestClient) -> None:
+    _register_products(client)
     _register(client, encode(coffee()[::-1]), label="espresso cup", item_id="coffee", detect="false")
 
-    result = _recognize(client, encode(coffee()), top_k=3, whole_image="always").json()
+    result = _recognize(client, encode(coffee()), top_k=3, whole_image="always", detection_threshold=0.99).json()
 
     whole = next(found for found in result["objects"] if found["source"] == "whole_image")
     items = [candidate["item_id"] for candidate in whole["candidates"]]
@@ -63,10 +72,18 @@ def test_candidates_are_distinct_items_best_first(client: TestClient) -> None:
 
 
 def test_unknown_product_has_no_match_above_min_score(client: TestClient) -> None:
-    result = _recognize(client, encode(astronaut()), whole_image="always", min_score=0.99).json()
+    _register_products(client)
 
-    assert all(found["match"] is None for found in result["objects"])
-    assert all(found["source"] == "detector" for found in result["objects"])
+    unknown = _recognize(client, encode(astronaut()), whole_image="always", min_score=0.99).json()
+    without_unknown = _recognize(client, encode(astronaut()), whole_image="always", min_score=0.99,
+                                 include_unknown="false").json()
+
+    # The detector's boxes come back as unknown objects (the gallery was searched: they have candidates);
+    # the whole image without a match is not an object.
+    assert unknown["objects"], unknown
+    assert all(found["match"] is None and found["candidates"] for found in unknown["objects"])
+    assert {found["source"] for found in unknown["objects"]} == {"detector"}
+    assert without_unknown["objects"] == []
 
 
 def test_repeating_a_registration_is_idempotent(client: TestClient) -> None:
@@ -76,7 +93,7 @@ def test_repeating_a_registration_is_idempotent(client: TestClient) -> None:
 
     again = _register(client, image, label="rocket toy", item_id="rocket", detect="false")
 
-    assert first.status_code in (200, 201)
+    assert first.status_code == 201
     assert again.status_code == 200 and again.json()["created_image"] is False
     assert again.json()["image"]["image_id"] == first.json()["image"]["image_id"]
     assert _gallery_size(client) == before
@@ -130,6 +147,7 @@ def test_unknown_ids_are_404_with_the_error_shape(client: TestClient) -> None:
 
 
 def test_item_lifecycle_list_patch_add_image_delete(client: TestClient) -> None:
+    _register_products(client)
     created = _register(client, encode(astronaut()), label="astronaut figure", item_id="astro",
                         metadata='{"sku": "A-1"}', bbox="100,20,400,500").json()
     added = client.post("/gallery/items/astro/images", files={"image": ("b.png", encode(astronaut()[::2, ::2], ".png"),
@@ -152,8 +170,23 @@ def test_item_lifecycle_list_patch_add_image_delete(client: TestClient) -> None:
     assert removed_image.json()["item_id"] == "astro"
     assert removed_item.json() == {"item_id": "astro", "images_removed": 1}
     _assert_error(client.get("/gallery/items/astro"), 404, "item_not_found")
-    after = _recognize(client, encode(astronaut()[20:500, 100:400]), whole_image="always", top_k=10).json()
-    assert all(candidate["item_id"] != "astro" for found in after["objects"] for candidate in found["candidates"])
+    after = _recognize(client, encode(astronaut()[20:500, 100:400]), whole_image="always", top_k=10,
+                       min_score=-1).json()
+    searched = [candidate["item_id"] for found in after["objects"] for candidate in found["candidates"]]
+    assert searched and "astro" not in searched
+
+
+def test_an_image_file_is_served_as_uploaded_until_it_is_deleted(client: TestClient) -> None:
+    photo = encode(rocket()[::3, ::3], ".png")
+    image = _register(client, photo, label="rocket model", item_id="rocket-file", detect="false").json()["image"]
+
+    served = client.get(f"/gallery/images/{image['image_id']}/file")
+    client.delete(f"/gallery/images/{image['image_id']}")
+
+    assert served.status_code == 200 and served.content == photo
+    assert served.headers["content-type"] == "image/png" and served.headers["x-content-type-options"] == "nosniff"
+    _assert_error(client.get(f"/gallery/images/{image['image_id']}/file"), 404, "image_not_found")
+    _assert_error(client.get("/gallery/images/nope/file"), 404, "image_not_found")
 
 
 def test_paging_is_stable(client: TestClient) -> None:
@@ -164,21 +197,26 @@ def test_paging_is_stable(client: TestClient) -> None:
     second = client.get("/gallery/items", params={"offset": 2, "limit": 500}).json()
 
     ids = [item["item_id"] for item in first["items"] + second["items"]]
-    assert first["total"] == second["total"] == len(ids) == len(set(ids))
+    assert first["total"] == second["total"] == len(ids) == len(set(ids)) == 3
     _assert_error(client.get("/gallery/items", params={"limit": 0}), 422, "invalid_request")
 
 
 def test_overload_is_429_not_a_queue(client: TestClient) -> None:
     state = client.app.state.service  # type: ignore[attr-defined]
-    state.in_flight = state.settings.limits.max_concurrent_requests  # as if that many were running
+    state.in_flight["read"] = state.settings.limits.max_concurrent_requests  # as if that many were running
 
     try:
         response = _recognize(client, encode(coffee()))
+        # Writes have their own slots: a full house of recognitions does not turn them away.
+        write = _register(client, encode(coffee()), label="espresso cup", item_id="coffee-overload", detect="false")
     finally:
-        state.in_flight = 0
+        state.in_flight["read"] = 0
+    removed = client.delete("/gallery/items/coffee-overload")  # the module's gallery is shared
 
     _assert_error(response, 429, "overloaded")
     assert response.headers["Retry-After"] == "1"
+    assert write.status_code == 201, write.text
+    assert removed.status_code == 200
 
 
 def test_health_ready_info_and_openapi(client: TestClient) -> None:

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
-from service.inference.image import decode_image, normalize, resize
+from service.inference.image import DecodeLimits, decode_image, normalize, resize
 from service.inference.manifest import Interpolation, Preprocess
 from tests.service.images import coffee, encode, png_header
 
-LIMITS = {"max_pixels": 40_000_000, "max_side_px": 16_384}
+LIMITS = DecodeLimits(max_pixels=40_000_000, max_side_px=16_384)
 
 
 def _swatch() -> np.ndarray:
@@ -27,7 +27,7 @@ def test_lossless_formats_decode_to_the_same_rgb_pixels(suffix: str, media_type:
 
     data = cv2.imencode(suffix, swatch[:, :, ::-1], extra)[1].tobytes()
 
-    decoded = decode_image(data, **LIMITS)
+    decoded = decode_image(data, LIMITS)
 
     assert decoded.media_type == media_type
     np.testing.assert_array_equal(decoded.pixels, swatch)
@@ -36,7 +36,7 @@ def test_lossless_formats_decode_to_the_same_rgb_pixels(suffix: str, media_type:
 def test_jpeg_decodes_as_rgb_like_cv2_imread_reversed() -> None:
     photo = coffee()
 
-    decoded = decode_image(encode(photo), **LIMITS)
+    decoded = decode_image(encode(photo), LIMITS)
 
     assert decoded.media_type == "image/jpeg"
     assert (decoded.width, decoded.height) == (photo.shape[1], photo.shape[0])
@@ -45,9 +45,9 @@ def test_jpeg_decodes_as_rgb_like_cv2_imread_reversed() -> None:
 
 def test_empty_and_foreign_bytes_are_rejected() -> None:
     with pytest.raises(InvalidImage):
-        decode_image(b"", **LIMITS)
+        decode_image(b"", LIMITS)
     with pytest.raises(UnsupportedMediaType):
-        decode_image(b"GIF89a" + b"\0" * 100, **LIMITS)
+        decode_image(b"GIF89a" + b"\0" * 100, LIMITS)
 
 
 def test_truncated_jpeg_and_png_are_rejected() -> None:
@@ -55,25 +55,25 @@ def test_truncated_jpeg_and_png_are_rejected() -> None:
     png = encode(coffee(), ".png")
 
     with pytest.raises(InvalidImage, match="truncated"):
-        decode_image(jpeg[: len(jpeg) // 2], **LIMITS)
+        decode_image(jpeg[: len(jpeg) // 2], LIMITS)
     with pytest.raises(InvalidImage):
-        decode_image(png[: len(png) // 2], **LIMITS)
+        decode_image(png[: len(png) // 2], LIMITS)
 
 
 def test_decompression_bomb_is_refused_from_its_header() -> None:
     bomb = png_header(60_000, 60_000)
 
     with pytest.raises(ImageTooLarge) as raised:
-        decode_image(bomb, **LIMITS)
+        decode_image(bomb, LIMITS)
 
     assert raised.value.details == {"width": 60_000, "height": 60_000}
 
 
 def test_side_limit_and_zero_size_header() -> None:
     with pytest.raises(ImageTooLarge):
-        decode_image(png_header(20_000, 10), **LIMITS)
+        decode_image(png_header(20_000, 10), LIMITS)
     with pytest.raises(InvalidImage):
-        decode_image(png_header(0, 10), **LIMITS)
+        decode_image(png_header(0, 10), LIMITS)
 
 
 def test_resize_reports_y_then_x_scale_and_normalize_matches_paddleclas() -> None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from service.box import Box
 from service.inference.selection import overlap, select_detections, suppress
-from service.inference.types import Box, Detection
+from service.inference.types import Detection
 
 
 def _detection(score: float, x1: int = 0) -> Detection:

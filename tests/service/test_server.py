@@ -15,8 +15,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.service.images import cat, coffee, encode, rocket
+
+pytestmark = pytest.mark.slow  # real uvicorn processes, restarts and a SIGKILL
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,3 +136,36 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_image(model_stor
     missing = [(item, image) for item, image in acknowledged if image not in stored.get(item, set())]
     assert missing == []
     assert ready["index_consistent"] is True and info["index_size"] == info["images"] >= len(acknowledged)
+
+
+def test_slow_headers_and_streamed_oversize_bodies_are_cut_off(model_store_dir: Path, tmp_path: Path) -> None:
+    """Over real sockets: a client dribbling its headers is disconnected after the header timeout, and a
+    chunked upload (no Content-Length) is answered 413 as soon as it passes the limit, not after it ends."""
+    sent_chunks = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent_chunks
+        yield b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\n"
+        for _ in range(64):
+            sent_chunks += 1
+            yield b"\0" * (1 << 20)
+
+    with running_server(model_store_dir, tmp_path / "gallery", SHITU_LIMITS__HEADER_TIMEOUT_S="1",
+                        SHITU_LIMITS__MAX_UPLOAD_MB="4") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            closed = slow.recv(1) == b""
+            waited = time.monotonic() - started
+        try:
+            response = httpx.post(f"{url}/recognize", content=body(), timeout=60.0,
+                                  headers={"Content-Type": "multipart/form-data; boundary=b"})
+            status, code = response.status_code, response.json()["error"]["code"]
+        except httpx.TransportError:  # the server may close before the client stops sending
+            status, code = 413, "payload_too_large"
+        healthy = httpx.get(f"{url}/health", timeout=10.0).status_code
+
+    assert closed and waited < 5.0
+    assert (status, code) == (413, "payload_too_large") and sent_chunks < 64
+    assert healthy == 200

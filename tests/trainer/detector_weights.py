@@ -1,4 +1,4 @@
-"""Deterministic detector weights by the parity fixture's rule (../shared/fixtures/ppshitu_parity/README.md)."""
+"""Deterministic detector weights by the parity fixture's rule (tests/fixtures/ppshitu_parity/README.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from service.inference.models import load_embedder
 def service_embeddings(model_dir: Path, images: list[np.ndarray], *, onednn: bool, batch_size: int) -> np.ndarray:
     """L2-normalized features of RGB images from the service's own embedder loader, on 2 CPU threads."""
     embedder = load_embedder(model_dir, RuntimeSettings(cpu_threads=2, onednn=onednn), max_batch_size=batch_size)
-    assert embedder.model.input_names == ("x",)
+    assert embedder.session.input_names == ("x",)
     return embedder.embed(images)
 
 

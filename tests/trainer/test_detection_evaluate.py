@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from trainer.detection.evaluate import ImageDetections, ImageTruth, evaluate_detections
-from trainer.detection.predict import PostProcess, select_detections
+from trainer.detection.postprocess import NmsSettings, select_detections
 
 
 def _truth(image_id: int, boxes: list, labels: list | None = None, crowd: list | None = None) -> ImageTruth:
@@ -65,9 +65,11 @@ def test_detections_on_crowd_regions_are_ignored_and_missed_images_count() -> No
 def test_select_detections_applies_threshold_nms_and_top_k() -> None:
     scores = [np.array([[0.9, 0.85, 0.01, 0.5]], np.float32)]
     boxes = [np.array([[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30], [20, 20, 40, 40]], np.float32)]
-    kept_boxes, kept_scores, labels = select_detections(scores, boxes, 32, PostProcess())
+    kept_boxes, kept_scores, labels = select_detections(scores, boxes, NmsSettings())
     np.testing.assert_allclose(kept_scores, [0.9, 0.5])  # .85 overlaps .9 (IoU .91 > .6); .01 under .025
-    np.testing.assert_array_equal(kept_boxes[1], [20, 20, 32, 32])  # clipped to the input
+    np.testing.assert_array_equal(kept_boxes[1], [20, 20, 40, 40])  # not clipped before NMS, as the export
+    capped = select_detections(scores, boxes, NmsSettings(keep_top_k=1, score_threshold=0.5))[1]
+    np.testing.assert_allclose(capped, [0.9])  # over the threshold (0.5 itself is not), the best keep_top_k
     np.testing.assert_array_equal(labels, [0, 0])
 
 

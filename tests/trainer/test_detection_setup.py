@@ -11,7 +11,7 @@ import paddle
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from shitu.cli import app
 from tests.trainer.detection_synthetic import make_synthetic_coco
 from trainer.checkpoint import CheckpointMismatch
 from trainer.detection.config import TrainDetectionConfig, load_detection_config

@@ -19,6 +19,8 @@ from trainer.detection.predict import predict_dataset
 from trainer.detection.setup import build_model
 from trainer.detection.train import TrainingResult, train_detector
 
+pytestmark = pytest.mark.slow  # training runs of the tiny detector
+
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "trainer" / "configs" / "detection_tiny.yaml"
 

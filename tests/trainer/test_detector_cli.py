@@ -7,8 +7,8 @@ from pathlib import Path
 import paddle
 from typer.testing import CliRunner
 
-from service.cli import app
 from service.inference.manifest import load_manifest
+from shitu.cli import app
 from trainer.models.picodet import build_picodet
 
 runner = CliRunner()

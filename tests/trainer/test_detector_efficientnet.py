@@ -19,6 +19,8 @@ from trainer.models.efficientnet_lite import EfficientNetLite0, load_imagenet_we
 from trainer.models.picodet import build_picodet_architecture
 from trainer.models.picodet_efficientnet import FEATURE_STAGES, build_picodet_efficientnet
 
+pytestmark = pytest.mark.slow  # ImageNet trunk exports and a short training run
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "trainer" / "configs" / "detection_efficientnet.yaml"
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from shitu.cli import app
 from tests.trainer.evaluation_benchmark import ABSENT, KNOWN, write_benchmark
 from trainer.evaluation.report import CURVE_FILE, FAILURES_FILE, JSON_FILE, MARKDOWN_FILE
+
+pytestmark = pytest.mark.slow  # shitu eval over a generated benchmark
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.box import Box
+from service.config import PipelineSettings
 from service.gallery import GalleryMatch
 from service.inference.pipeline import RecognizeOptions
-from service.inference.types import Box, Detection, ObjectSource, Recognition, RecognizedObject
+from service.inference.types import Detection, ObjectSource, Recognition, RecognizedObject
 from tests.trainer.evaluation_benchmark import ABSENT, KNOWN, write_benchmark
 from trainer.evaluation.data import BenchmarkDataError, Scene, load_split
 from trainer.evaluation.detector_track import main_object_hits
@@ -68,7 +70,7 @@ def _detection(box: tuple[int, int, int, int], score: float) -> Detection:
 
 
 def test_main_object_hit_follows_pp_shitu_selection() -> None:
-    options = RecognizeOptions(detection_threshold=0.3, max_detections=2, min_score=0.5)
+    options = RecognizeOptions.resolve(PipelineSettings(detection_threshold=0.3, max_detections=2, min_score=0.5))
     main = np.array([100, 100, 200, 200], dtype=np.float32)
     on_main, elsewhere = _detection((105, 95, 200, 210), 0.6), _detection((0, 0, 50, 50), 0.9)
     assert main_object_hits([elsewhere, on_main], main, options) == (False, True)

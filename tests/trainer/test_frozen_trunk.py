@@ -9,10 +9,10 @@ import paddle
 import pytest
 
 from tests.trainer.recognition_helpers import make_shapes_dataset
-from trainer.config import load_config
 from trainer.frozen_trunk import FrozenTrunk
 from trainer.models.recognition import build_recognition_model
-from trainer.train_recognition import RecognitionTrainer, TrainResult
+from trainer.recognition.config import load_recognition_config
+from trainer.recognition.train import RecognitionTrainer, TrainResult
 
 REPO = Path(__file__).resolve().parents[2]
 CI_CONFIG = REPO / "trainer" / "configs" / "recognition_ci.yaml"
@@ -43,12 +43,14 @@ def test_a_trunk_covers_one_to_all_stages(tmp_path: Path) -> None:
         FrozenTrunk(model, 9, 64, tmp_path, threads=1)
 
 
+@pytest.mark.slow  # two training runs
 def test_training_with_the_inference_trunk_follows_the_dygraph_run(tmp_path: Path) -> None:
     data = make_shapes_dataset(tmp_path / "data")
 
     def run(runtime: str) -> TrainResult:
         overrides = [f"data.root={data}", f"output={tmp_path / runtime}", "max_iterations=3"]
-        trainer = RecognitionTrainer(load_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"]))
+        config = load_recognition_config(CI_CONFIG, [*overrides, f"optimizer.frozen_runtime={runtime}"])
+        trainer = RecognitionTrainer(config)
         assert (trainer.trunk is not None) == (runtime == "inference")
         return trainer.train()
 

@@ -8,8 +8,8 @@ import numpy as np
 import paddle
 import pytest
 
-from trainer.config import LossConfig
-from trainer.losses import (
+from trainer.recognition.config import LossConfig
+from trainer.recognition.losses import (
     ArcMarginHead,
     RecognitionLoss,
     label_smoothed_cross_entropy,

@@ -10,9 +10,9 @@ import paddle
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
 from service.config import RuntimeSettings
 from service.inference.models import load_embedder
+from shitu.cli import app
 from trainer.checkpoint import CheckpointMismatch, load_checked, read_pdparams
 from trainer.models import build_recognition_model, load_recognition_checkpoint
 
@@ -91,6 +91,7 @@ def test_training_forward_returns_features_and_logits() -> None:
     assert "logits" not in build_recognition_model("pplcnetv2_base")(paddle.rand([1, 3, 64, 64]))
 
 
+@pytest.mark.slow  # a PPLCNetV2_base export
 def test_cli_exports_a_paddleclas_checkpoint_and_refuses_a_wrong_one(tmp_path: Path) -> None:
     checkpoint = tmp_path / "GeneralRecognitionV2_PPLCNetV2_base.pdparams"
     paddle.save(build_recognition_model("pplcnetv2_base", class_num=6).state_dict(), str(checkpoint))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from service.inference.manifest import Preprocess
-from trainer.config import AugmentConfig
-from trainer.data.augment import EvalTransform, TrainAugment, random_crop, rotate
-from trainer.data.dataset import BatchLoader, RecognitionDataset, UnreadableImage
-from trainer.data.labels import LabelEntry, LabelListError, class_index, read_label_list
-from trainer.data.sampler import PKSampler, identity_weights
+from trainer.recognition.config import AugmentConfig
+from trainer.recognition.data.augment import EvalTransform, TrainAugment, random_crop, rotate
+from trainer.recognition.data.dataset import BatchLoader, RecognitionDataset, UnreadableImage
+from trainer.recognition.data.labels import LabelEntry, LabelListError, class_index, read_label_list
+from trainer.recognition.data.sampler import PKSampler, identity_weights
 
 PREPROCESS = Preprocess(size=(224, 224))
 

@@ -12,7 +12,6 @@ import skimage.data
 
 from service.inference.manifest import load_manifest
 from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
-from trainer.export_recognition import export_imagenet_embedder
 from trainer.models import build_recognition_model
 from trainer.models.efficientnet_lite import (
     EfficientNetLite0,
@@ -21,6 +20,7 @@ from trainer.models.efficientnet_lite import (
     load_imagenet_weights,
 )
 from trainer.models.recognition import PREPROCESS
+from trainer.recognition.export import export_imagenet_embedder
 from trainer.torch_legacy import TorchFormatError, load_legacy_state_dict
 
 ESPRESSO = 967  # ImageNet-1k class index

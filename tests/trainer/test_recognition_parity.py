@@ -17,8 +17,8 @@ import pytest
 
 from tests.parity_weights import RECOGNITION, fill_state
 from tests.trainer.recognition_helpers import service_embeddings, to_batch, unit_rows
-from trainer.export_recognition import export_recognition
 from trainer.models import RecognitionModel, build_recognition_model, load_recognition_checkpoint
+from trainer.recognition.export import export_recognition
 
 FIXTURE_CLASSES = 16
 # Deploy form of PPLCNetV2_base_ShiTu + BNNeck (spec 1.5): trainable parameters + BN running statistics.
@@ -129,3 +129,99 @@ def test_reparameterized_branches_give_the_same_features(
     with paddle.no_grad():
         features = folded.embed(model_input(folded, rgb_images)).numpy()
     assert_features_match(features, expected)
+
+
+# What PaddleClas's tools/export_model.py writes with Global.export_for_fd=True (the preprocessing part).
+INFERENCE_YML = """\
+PreProcess:
+  transform_ops:
+  - ResizeImage:
+      size: [224, 224]
+      return_numpy: false
+      interpolation: bilinear
+      backend: cv2
+  - NormalizeImage:
+      scale: 1.0/255.0
+      mean: [0.485, 0.456, 0.406]
+      std: [0.229, 0.224, 0.225]
+      order: hwc
+  - ToCHWImage: null
+PostProcess:
+  NormalizeFeatures: null
+"""
+
+# The parts of PaddleClas's GeneralRecognitionV2_PPLCNetV2_base.yaml a plain export is described by: it has
+# no Infer section, and the retrieval evaluation's query transforms are the model's preprocessing.
+TRAINING_YAML = """\
+Global:
+  image_shape: [3, 224, 224]
+  eval_mode: retrieval
+Arch:
+  name: RecModel
+  infer_output_key: features
+  Backbone: {name: PPLCNetV2_base_ShiTu, class_expand: 512}
+  Neck: {name: BNNeck, num_features: 512}
+  Head: {name: FC, embedding_size: 512, class_num: 16}
+DataLoader:
+  Train:
+    dataset:
+      transform_ops:
+        - DecodeImage: {to_rgb: True, channel_first: False}
+        - RandFlipImage: {flip_code: 1}
+  Eval:
+    Query:
+      dataset:
+        name: VeriWild
+        transform_ops:
+          - DecodeImage: {to_rgb: True, channel_first: False}
+          - ResizeImage: {size: [224, 224], return_numpy: False, interpolation: bilinear, backend: cv2}
+          - NormalizeImage: {scale: 1.0/255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], order: hwc}
+"""
+
+
+def _plain_copy(exported_dir: Path, destination: Path) -> Path:
+    """The export as PaddleClas writes it without export_for_fd: program and weights, nothing else."""
+    import shutil
+
+    shutil.copytree(exported_dir, destination, ignore=shutil.ignore_patterns("manifest.json", "*.yml"))
+    assert sorted(path.name for path in destination.iterdir()) == ["inference.json", "inference.pdiparams"]
+    return destination
+
+
+def test_a_plain_paddleclas_export_serves_after_shitu_models_manifest(
+    exported_dir: Path, rgb_images: list[np.ndarray], expected: np.ndarray, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+    from service.config import RuntimeSettings
+    from service.errors import ModelError
+    from service.inference.models import load_embedder
+
+    with_yml = _plain_copy(exported_dir, tmp_path / "with_yml")
+    (with_yml / "inference.yml").write_text(INFERENCE_YML, encoding="utf-8")
+    reference = service_embeddings(with_yml, rgb_images, onednn=True, batch_size=3)
+    assert_features_match(reference, expected)
+
+    plain = _plain_copy(exported_dir, tmp_path / "plain")
+    with pytest.raises(ModelError, match="shitu models manifest .* --config .*--preset ppshituv2-rec"):
+        load_embedder(plain, RuntimeSettings(cpu_threads=1), max_batch_size=1)
+
+    config = tmp_path / "GeneralRecognitionV2_PPLCNetV2_base.yaml"
+    config.write_text(TRAINING_YAML, encoding="utf-8")
+    from_config = CliRunner().invoke(app, ["models", "manifest", str(plain), "--config", str(config)])
+    assert from_config.exit_code == 0, from_config.output
+    assert "embedder plain@0, 224x224 linear, 512-d" in from_config.output
+    np.testing.assert_allclose(service_embeddings(plain, rgb_images, onednn=True, batch_size=3), reference, atol=1e-6)
+
+    preset_dir = _plain_copy(exported_dir, tmp_path / "preset")
+    from_preset = CliRunner().invoke(app, ["models", "manifest", str(preset_dir), "--preset", "ppshituv2-rec"])
+    assert from_preset.exit_code == 0, from_preset.output
+    np.testing.assert_allclose(service_embeddings(preset_dir, rgb_images, onednn=True, batch_size=3), reference,
+                               atol=1e-6)
+    manifest = json.loads((preset_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedder"]["match_threshold"] == 0.5
+    assert manifest["provenance"] == {"source": "preset ppshituv2-rec"}
+
+    again = CliRunner().invoke(app, ["models", "manifest", str(preset_dir), "--preset", "ppshituv2-rec"])
+    assert again.exit_code == 2 and "exists (--overwrite replaces it)" in again.output

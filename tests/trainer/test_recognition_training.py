@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
 from service.config import RuntimeSettings
 from service.inference.models import load_embedder
+from shitu.cli import app
 from tests.trainer.recognition_helpers import CLASSES, PER_CLASS, make_shapes_dataset
 from trainer.checkpoint import read_pdparams
-from trainer.config import load_config
 from trainer.models.recognition import build_recognition_model
-from trainer.recognition_evaluation import build_evaluation, evaluate
-from trainer.train_recognition import RecognitionTrainer, TrainResult
-from trainer.training_state import MODEL_FILE, read_progress, resolve_checkpoint
+from trainer.recognition.checkpoints import MODEL_FILE, read_progress, resolve_checkpoint
+from trainer.recognition.config import load_recognition_config
+from trainer.recognition.evaluate import build_evaluation, evaluate
+from trainer.recognition.train import RecognitionTrainer, TrainResult
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ class Run:
 
 
 def _config(data: Path, output: Path, *extra: str):  # noqa: ANN202 - the config type is obvious
-    return load_config(CI_CONFIG, [f"data.root={data}", f"output={output}", *extra])
+    return load_recognition_config(CI_CONFIG, [f"data.root={data}", f"output={output}", *extra])
 
 
 @pytest.fixture(scope="module")

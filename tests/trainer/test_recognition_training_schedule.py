@@ -11,8 +11,8 @@ import pytest
 from paddle import nn
 from paddle.regularizer import L2Decay
 
-from trainer.config import OptimizerConfig, TrainRecognitionConfig, load_config
 from trainer.models.pplcnetv2 import PPLCNetV2Backbone
+from trainer.recognition.config import OptimizerConfig, TrainRecognitionConfig, load_recognition_config
 from trainer.schedule import (
     WarmupCosine,
     backbone_stages,
@@ -97,14 +97,15 @@ def _write_config(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_config_overrides_relative_root_and_batch_scaled_lr(tmp_path: Path) -> None:
+def test_config_overrides_and_batch_scaled_lr(tmp_path: Path) -> None:
     path = _write_config(tmp_path, "data: {root: data, train_list: train.txt}\nbatch_size: 256\n")
-    config = load_config(path, ["accumulate_steps=2", "optimizer.freeze_stages=3", "data.augment.image_size=96"])
-    assert config.data.root == tmp_path / "data"
+    overrides = ["accumulate_steps=2", "optimizer.freeze_stages=3", "data.augment.image_size=96"]
+    config = load_recognition_config(path, overrides)
+    assert config.data.root == Path("data")  # relative to the working directory (trainer.yaml_config)
     assert config.optimizer.freeze_stages == 3 and config.data.augment.image_size == 96
     assert config.global_batch == 512
     assert config.learning_rate == pytest.approx(0.06 * 512 / 2048)
-    absolute = load_config(path, ["optimizer.reference_batch=null", "optimizer.base_lr=0.01"])
+    absolute = load_recognition_config(path, ["optimizer.reference_batch=null", "optimizer.base_lr=0.01"])
     assert absolute.learning_rate == 0.01
 
 
@@ -122,9 +123,9 @@ def test_config_overrides_relative_root_and_batch_scaled_lr(tmp_path: Path) -> N
 def test_config_rejects(tmp_path: Path, overrides: list[str], message: str) -> None:
     path = _write_config(tmp_path, "data: {root: data, train_list: train.txt}\n")
     with pytest.raises(ValueError, match=message):
-        load_config(path, overrides)
+        load_recognition_config(path, overrides)
 
 
 def test_shipped_configs_validate() -> None:
     for path in (Path(__file__).resolve().parents[2] / "trainer" / "configs").glob("recognition_*.yaml"):
-        assert isinstance(load_config(path), TrainRecognitionConfig)
+        assert isinstance(load_recognition_config(path), TrainRecognitionConfig)

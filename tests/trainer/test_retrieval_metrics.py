@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.metrics import retrieval_metrics
+from trainer.recognition.metrics import retrieval_metrics
 
 
 def _at(*degrees: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from shitu.cli import app
 from trainer.synth.assets import AssetsMissingError, default_assets_dir, is_drawable, load_object, require_npm_assets
 from trainer.synth.catalog import Catalog, discover_catalog, render_product
 from trainer.synth.dataset import synthesize

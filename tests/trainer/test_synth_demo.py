@@ -9,8 +9,8 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
-from trainer.data.labels import read_label_list
+from shitu.cli import app
+from trainer.recognition.data.labels import read_label_list
 from trainer.synth.assets import SHIPPABLE_LICENCES, default_assets_dir
 from trainer.synth.demo import EMOJI_PRODUCTS, LOGO_PRODUCTS, QUERY_COUNT
 

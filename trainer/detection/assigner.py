@@ -96,10 +96,11 @@ class SimOTAAssigner:
     ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """[P, G] masks: prior centre strictly inside the box; strictly inside the centre square of the box."""
         centers, strides = priors[:, None, :2], priors[:, None, 2:]
-        in_box = np.minimum(centers - gt_boxes[None, :, :2], gt_boxes[None, :, 2:] - centers).min(axis=2) > 0
+        inside = np.minimum(centers - gt_boxes[None, :, :2], gt_boxes[None, :, 2:] - centers).min(axis=2)
+        in_box: NDArray[np.bool_] = np.asarray(inside > 0)
         gt_centers = (gt_boxes[None, :, :2] + gt_boxes[None, :, 2:]) / 2
         radius = self.center_radius * strides
-        in_center = (np.abs(centers - gt_centers) < radius).all(axis=2)
+        in_center: NDArray[np.bool_] = np.asarray((np.abs(centers - gt_centers) < radius).all(axis=2))
         return in_box, in_center
 
     def _cost(

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from trainer.detection.boxes import pairwise_iou
+from trainer.yaml_config import ConfigSection
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 RANDOM_INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 
 
-class AugmentConfig(BaseModel):
+class AugmentConfig(ConfigSection):
     """Per-sample augmentation switches and ranges (defaults: PaddleDetection's operators)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     crop: bool = True
     crop_iou_thresholds: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9])

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.logging import RichHandler
 
@@ -15,20 +13,10 @@ from trainer.detection.coco import DetectionDataError
 from trainer.detection.config import TrainDetectionConfig, load_detection_config
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["train.epochs=3", "data.single_class=null"]`` → ``{"train.epochs": 3, "data.single_class": None}``."""
-    overrides = {}
-    for item in items:
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def run_train_detection(config_path: Path, overrides: list[str], *, resume: bool, preview: Path | None) -> None:
+    """``resume``: continue the run in the config's ``train.output_dir`` from its newest checkpoint."""
     try:
-        config = load_detection_config(config_path, parse_overrides(overrides))
+        config = load_detection_config(config_path, overrides)
     except (ValidationError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--config/--set") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)

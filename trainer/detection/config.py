@@ -1,27 +1,24 @@
 """``shitu train det`` configuration: one YAML file validated by pydantic.
 
 Defaults are PicoDet v1's main-body recipe (PaddleDetection ``picodet_lcnet_x2_5_640_mainbody`` with
-``optimizer_100e`` and ``picodet_640_reader``). Relative paths are relative to the working directory, as in
-PaddleDetection.
+``optimizer_100e`` and ``picodet_640_reader``). Loading, overrides and the relative-path rule are
+:mod:`trainer.yaml_config`'s, shared with ``shitu train rec``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from trainer.detection.augment import AugmentConfig
 from trainer.models.picodet import SIZE_MULTIPLE
+from trainer.yaml_config import ConfigSection, load_yaml_config
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     train_annotations: Path = Field(description="COCO instances json of the training set")
     train_images: Path | None = Field(None, description="image root; default: the json's directory")
     val_annotations: Path | None = Field(None, description="COCO json of the validation set (COCO AP)")
@@ -31,7 +28,7 @@ class DataConfig(_Section):
     workers: int = Field(2, ge=1, description="decode/augment threads")
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     architecture: Literal["picodet_lcnet", "picodet_efficientnet_lite0"] = Field(
         "picodet_lcnet",
         description="picodet_lcnet: LCNet x`scale` (PP-ShiTuV2's, from scratch offline); picodet_efficientnet_lite0: "
@@ -62,7 +59,7 @@ class ModelConfig(_Section):
         return self
 
 
-class LossConfig(_Section):
+class LossConfig(ConfigSection):
     classification: Literal["varifocal", "quality_focal"] = "varifocal"
     classification_weight: float = Field(1.0, ge=0.0)
     distribution_weight: float = Field(0.25, ge=0.0)
@@ -72,7 +69,7 @@ class LossConfig(_Section):
     iou_weight: float = Field(6.0, ge=0.0, description="SimOTA cost weight of 1 − GIoU")
 
 
-class OptimizerConfig(_Section):
+class OptimizerConfig(ConfigSection):
     base_lr: float = Field(0.4, gt=0.0, description="LR at reference_batch images per step")
     reference_batch: int | None = Field(224, ge=1, description="56 images × 4 GPUs; null = base_lr is absolute")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -84,7 +81,7 @@ class OptimizerConfig(_Section):
     ema_cycle_epoch: int = Field(20, ge=0, description="restart the average every N epochs; 0 never")
 
 
-class TrainConfig(_Section):
+class TrainConfig(ConfigSection):
     batch_size: int = Field(56, ge=1)
     epochs: int = Field(100, ge=1)
     max_steps: int | None = Field(None, ge=1, description="stop (and end the cosine) after this many steps")
@@ -108,7 +105,7 @@ class TrainConfig(_Section):
         return value
 
 
-class ExportConfig(_Section):
+class ExportConfig(ConfigSection):
     # `--set export.version=2` arrives as an int from YAML; a version is a label.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -118,7 +115,7 @@ class ExportConfig(_Section):
     out_dir: Path | None = Field(None, description="default: <output_dir>/export")
 
 
-class TrainDetectionConfig(_Section):
+class TrainDetectionConfig(ConfigSection):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
@@ -146,16 +143,7 @@ class TrainDetectionConfig(_Section):
         return self.optimizer.base_lr * self.train.batch_size / self.optimizer.reference_batch
 
 
-def load_detection_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainDetectionConfig:
-    """Read a YAML config; ``overrides`` are dotted keys (``train.epochs``) applied before validation."""
-    path = Path(path)
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(document, dict):
-        raise ValueError(f"{path} is not a mapping")
-    for dotted, value in (overrides or {}).items():
-        section = document
-        *parents, leaf = dotted.split(".")
-        for parent in parents:
-            section = section.setdefault(parent, {})
-        section[leaf] = value
-    return TrainDetectionConfig.model_validate(document)
+def load_detection_config(path: Path, overrides: Mapping[str, Any] | Sequence[str] | None = None
+                          ) -> TrainDetectionConfig:
+    """The YAML file with dotted overrides (see :mod:`trainer.yaml_config`), validated."""
+    return load_yaml_config(path, TrainDetectionConfig, overrides)

@@ -67,7 +67,7 @@ class ModelEMA:
         return {"step": self.step, "average": {name: value.numpy() for name, value in self.average.items()}}
 
     def set_state_dict(self, state: dict[str, object]) -> None:
-        self.step = int(state["step"])  # type: ignore[arg-type]
+        self.step = int(state["step"])  # type: ignore[call-overload]  # an int, saved by state_dict
         average = state["average"]
         if not isinstance(average, dict) or set(average) != set(self.average):
             raise ValueError("the checkpoint's EMA weights do not match the model")

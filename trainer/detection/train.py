@@ -27,11 +27,11 @@ from trainer.detection.coco import CocoDetectionDataset
 from trainer.detection.config import TrainDetectionConfig
 from trainer.detection.ema import ModelEMA
 from trainer.detection.evaluate import evaluate_detections
+from trainer.detection.export import export_detector
 from trainer.detection.loader import TrainBatchLoader
 from trainer.detection.losses import LossWeights, PicoDetLoss
 from trainer.detection.predict import predict_dataset
 from trainer.detection.setup import build_model, build_optimizer, freeze_trunk, picodet_learning_rate
-from trainer.export_detection import export_detector
 from trainer.frozen_trunk import FrozenTrunk, network_input
 from trainer.models.picodet import PicoDet
 from trainer.schedule import set_training_mode
@@ -113,7 +113,8 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
                 )
                 optimizer.set_lr(lr)
                 inputs, start_stage = network_input(trunk, batch.images)
-                losses = criterion(*model(inputs, start_stage), batch.boxes, batch.labels)
+                class_logits, box_bins = model(inputs, start_stage)
+                losses = criterion(class_logits, box_bins, batch.boxes, batch.labels)
                 losses["loss"].backward()
                 optimizer.step()
                 optimizer.clear_grad()
@@ -121,7 +122,7 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
                     ema.update()
                 state.step += 1
                 result.losses.append(float(losses["loss"]))
-                if live:
+                if live and task is not None:
                     live.update(task, advance=1, description=f"epoch {state.epoch + 1} loss {result.losses[-1]:.3f}")
                 if state.step % config.train.log_interval == 0:
                     _log_step(state, losses, lr)

@@ -168,7 +168,8 @@ def _read_list(path: Path, *, required: bool) -> list[ListEntry]:
             raise BenchmarkDataError(f"{path} not found: generate the benchmark with `shitu data synth --out DIR`")
         return []
     try:
-        return read_list_file(path, path.parent)
+        # The benchmark's own lists point at ../images beside them (the `shitu data synth` layout), not at uploads.
+        return read_list_file(path, path.parent, allow_outside_root=True)
     except InvalidRequest as error:
         raise BenchmarkDataError(error.message) from error
 

@@ -44,7 +44,8 @@ class DetectorCalibration:
 
 def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections: int, limits: LimitsSettings,
                        advance: Callable[[], None] = lambda: None) -> DetectorCalibration:
-    photos = [(scene.path, scene.boxes, scene.crowd) for scene in [*split.scenes, *split.shelves, *split.empty_scenes]]
+    photos = [(scene.path, scene.boxes, scene.crowd) for scene in split.scenes]
+    photos += [(scene.path, scene.boxes, scene.crowd) for scene in [*split.shelves, *split.empty_scenes]]
     cached = []
     for path, boxes, crowd in photos:
         cached.append((detector.detect(read_pixels(path.read_bytes(), limits)), boxes[~crowd], boxes[crowd]))

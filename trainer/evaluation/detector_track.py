@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,7 +65,7 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
 
 
 def _shelf_metrics(detector: Detector, shelves: Sequence[DetectionScene], options: RecognizeOptions,
-                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, float | int | None]:
+                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
     """Recall of the visible products with the shipped selection (max_detections, threshold), and AP50."""
     if not shelves:
         return {}
@@ -85,7 +86,7 @@ def _shelf_metrics(detector: Detector, shelves: Sequence[DetectionScene], option
 
 
 def _empty_metrics(detector: Detector, scenes: Sequence[DetectionScene], options: RecognizeOptions,
-                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, float | int | None]:
+                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
     if not scenes:
         return {}
     with_box = 0

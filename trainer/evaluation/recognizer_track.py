@@ -11,10 +11,10 @@ from numpy.typing import NDArray
 from service.config import LimitsSettings
 from service.gallery import ListEntry
 from service.inference.embedder import Embedder
-from service.inference.image import decode_image
+from service.inference.image import DecodeLimits, decode_image
 from trainer.evaluation.data import BenchmarkSplit
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
-from trainer.metrics import retrieval_metrics
+from trainer.recognition.metrics import retrieval_metrics
 
 # Images decoded and embedded at a time: bounds memory on large splits (the Embedder batches inside).
 CHUNK = 64
@@ -86,4 +86,4 @@ def embed_entries(embedder: Embedder, entries: list[ListEntry], limits: LimitsSe
 
 
 def read_pixels(data: bytes, limits: LimitsSettings) -> NDArray[np.uint8]:
-    return decode_image(data, max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px).pixels
+    return decode_image(data, DecodeLimits.of(limits)).pixels

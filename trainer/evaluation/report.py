@@ -68,18 +68,20 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
                       f"{calibration.chosen.min_score}; here precision {point.precision:.3f}, recall "
                       f"{point.recall:.3f}, false-accept rate {point.false_accept_rate:.3f}."]
     if report.detector is not None:
-        result = report.detector
+        detector = report.detector
         lines += _table(
             "Detector alone (class-agnostic COCO AP; main object hit: IoU ≥ 0.5 after PP-ShiTu's selection)",
             ["images", "AP", "AP50", "main object hit (first box)", "main object among selected"],
-            [[result.images, result.ap, result.ap50, result.main_object_hit_rate, result.main_object_found_rate]],
+            [[detector.images, detector.ap, detector.ap50, detector.main_object_hit_rate,
+              detector.main_object_found_rate]],
         )
-        if result.shelf_recall is not None:
-            lines += ["", f"Dense shelves ({result.shelf_images} photos, {result.shelf_products} visible products): "
-                      f"recall {result.shelf_recall:.3f} at max_detections {options.max_detections} and "
-                      f"detection_threshold {options.detection_threshold} (IoU ≥ 0.5), AP50 {result.shelf_ap50:.3f}."]
-        if result.empty_with_box_rate is not None:
-            lines += ["", f"Photos without a product ({result.empty_images}): {result.empty_with_box_rate:.3f} of "
+        if detector.shelf_recall is not None:
+            lines += ["", f"Dense shelves ({detector.shelf_images} photos, {detector.shelf_products} visible "
+                      "products): "
+                      f"recall {detector.shelf_recall:.3f} at max_detections {options.max_detections} and "
+                      f"detection_threshold {options.detection_threshold} (IoU ≥ 0.5), AP50 {detector.shelf_ap50:.3f}."]
+        if detector.empty_with_box_rate is not None:
+            lines += ["", f"Photos without a product ({detector.empty_images}): {detector.empty_with_box_rate:.3f} of "
                       "them get a box past the selection."]
     if report.end_to_end is not None:
         lines += _end_to_end_markdown(report.end_to_end, options.min_score)

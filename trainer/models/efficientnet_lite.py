@@ -32,7 +32,6 @@ BLOCK_CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
 BLOCK_GROUP_BOUNDS = tuple(itertools.accumulate((repeats for repeats, *_ in BLOCK_CONFIG), initial=0))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-IMAGENET_CLASSES = 1000
 # TF BatchNorm defaults the checkpoint was trained with: epsilon 1e-3, torch momentum 0.01.
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
@@ -128,8 +127,14 @@ class EfficientNetLite0(nn.Layer):
 
     @property
     def stage_count(self) -> int:
-        """The stem, then one stage per block group (the order of ``trainer.schedule.backbone_stages``)."""
+        """The stem, then one stage per block group (the order of ``stage_layers``)."""
         return 1 + len(BLOCK_CONFIG)
+
+    def stage_layers(self) -> list[list[nn.Layer]]:
+        """The layers of each stage, from the input side (what freezing and per-stage LRs act on)."""
+        bounds = BLOCK_GROUP_BOUNDS
+        groups = [list(self._blocks[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
+        return [[self._conv_stem, self._bn0], *groups]
 
     def run_stages(self, x: paddle.Tensor, start: int = 0, stop: int | None = None) -> paddle.Tensor:
         """Stages ``start`` .. ``stop - 1`` only: the input of stage ``start`` → the output of stage ``stop - 1``."""

@@ -176,8 +176,12 @@ class PPLCNetV2Backbone(nn.Layer):
 
     @property
     def stage_count(self) -> int:
-        """The stem, then the resolution stages (the order of ``trainer.schedule.backbone_stages``)."""
+        """The stem, then the resolution stages (the order of ``stage_layers``)."""
         return 1 + len(self.stages)
+
+    def stage_layers(self) -> list[list[nn.Layer]]:
+        """The layers of each stage, from the input side (what freezing and per-stage LRs act on)."""
+        return [[self.stem], *[[stage] for stage in self.stages]]
 
     def run_stages(self, x: paddle.Tensor, start: int = 0, stop: int | None = None) -> paddle.Tensor:
         """Stages ``start`` .. ``stop - 1`` only: the input of stage ``start`` → the output of stage ``stop - 1``."""

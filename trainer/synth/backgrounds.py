@@ -106,7 +106,8 @@ def generated(count: int = GENERATED_COUNT) -> list[BackgroundAsset]:
 def versions() -> dict[str, str]:
     import skimage
 
-    return {"scikit-image": skimage.__version__, "generated-backgrounds": f"v1x{GENERATED_COUNT}"}
+    return {"scikit-image": skimage.__version__,  # type: ignore[attr-defined]  # set at import, not in the stubs
+            "generated-backgrounds": f"v1x{GENERATED_COUNT}"}
 
 
 @functools.lru_cache(maxsize=128)

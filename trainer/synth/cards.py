@@ -95,7 +95,8 @@ def _pick_colour(rng: np.random.Generator, saturated: bool | None = None) -> tup
         if saturated
         else (rng.uniform(0.0, 0.2), rng.uniform(0.85, 1.0))
     )
-    return tuple(round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, saturation, value))
+    red, green, blue = (round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, saturation, value))
+    return red, green, blue
 
 
 def _contrast_share(logo: np.ndarray, colour: tuple[int, int, int]) -> float:

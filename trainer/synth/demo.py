@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from service.box import Box
 from service.inference.image import crop
 from trainer.synth import assets, backgrounds
 from trainer.synth.assets import ObjectAsset
@@ -128,7 +129,7 @@ def _closeup(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     x, y, width, height = box
     margin_x, margin_y = round(0.08 * width), round(0.08 * height)
     # slicing stops at the far edges by itself; the near ones are clamped
-    return crop(image, (max(0, x - margin_x), max(0, y - margin_y), x + width + margin_x, y + height + margin_y))
+    return crop(image, Box(max(0, x - margin_x), max(0, y - margin_y), x + width + margin_x, y + height + margin_y))
 
 
 def _write(path: Path, data: bytes) -> None:

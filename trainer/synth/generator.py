@@ -166,6 +166,12 @@ def _run(context: _Context, jobs: list[tuple], workers: int, progress: Callable[
             yield result
 
 
+def _worker_context() -> _Context:
+    if _context is None:
+        raise RuntimeError("a generator job ran in a process the pool did not initialise")
+    return _context
+
+
 def _initialise(context: _Context) -> None:
     global _context
     _context = context
@@ -191,7 +197,7 @@ def _job(job: tuple) -> SceneRecord | ViewRecord:
 
 
 def _scene(split: Split, index: int) -> SceneRecord:
-    context = _context
+    context = _worker_context()
     options = context.options
     difficulty = options.difficulty
     rng = np.random.default_rng([options.seed, SPLITS.index(split), SCENE_STREAM, index])
@@ -220,7 +226,7 @@ def _scene(split: Split, index: int) -> SceneRecord:
 
 def _backdrop(split: Split, rng: np.random.Generator, least_clutter: int = 0) -> tuple:
     """A background of the split (its asset and pixels) and the clutter to paste on it."""
-    context = _context
+    context = _worker_context()
     options, difficulty = context.options, context.options.difficulty
     background = context.backgrounds[split][int(rng.integers(len(context.backgrounds[split])))]
     clutter = context.distractors[split]
@@ -233,15 +239,15 @@ def _backdrop(split: Split, rng: np.random.Generator, least_clutter: int = 0) ->
 
 
 def _shelf(split: Split, index: int) -> SceneRecord:
-    options = _context.options
+    options = _worker_context().options
     rng = np.random.default_rng([options.seed, SPLITS.index(split), SHELF_STREAM, index])
-    pool = _context.classes[split]
+    pool = _worker_context().classes[split]
     picks = sorted(int(pick) for pick in rng.choice(len(pool), min(len(pool), 12), replace=False))
     chosen = [pool[pick] for pick in picks]
     background, source, distractors = _backdrop(split, rng)
     scene = compose_shelf(source, [_product(item.asset.name) for item in chosen], distractors, rng,
                           options.difficulty, options.scene_size, options.shelf_products)
-    file = _write(_context.out, f"images/scenes/{split.value}/shelf_{index:06d}.jpg",
+    file = _write(_worker_context().out, f"images/scenes/{split.value}/shelf_{index:06d}.jpg",
                   encode_jpeg(scene.image, scene.jpeg_quality))
     targets = [
         TargetRecord(chosen[pick].class_id, box, area, None, hidden)
@@ -251,17 +257,18 @@ def _shelf(split: Split, index: int) -> SceneRecord:
 
 
 def _empty(split: Split, index: int) -> SceneRecord:
-    options = _context.options
+    options = _worker_context().options
     rng = np.random.default_rng([options.seed, SPLITS.index(split), EMPTY_STREAM, index])
     background, source, distractors = _backdrop(split, rng, least_clutter=1)
     image = compose_empty(source, distractors, rng, options.difficulty, options.scene_size)
     quality = int(rng.integers(options.difficulty.jpeg_quality[0], options.difficulty.jpeg_quality[1] + 1))
-    file = _write(_context.out, f"images/scenes/{split.value}/empty_{index:06d}.jpg", encode_jpeg(image, quality))
+    name = f"images/scenes/{split.value}/empty_{index:06d}.jpg"
+    file = _write(_worker_context().out, name, encode_jpeg(image, quality))
     return SceneRecord(split, file, background.name, [], SceneKind.empty)
 
 
 def _view(split: Split, class_id: int, view: int) -> ViewRecord:
-    context = _context
+    context = _worker_context()
     item = _classes[class_id]
     card = _product(item.asset.name)
     if view == 0:
@@ -290,13 +297,13 @@ def _write(out: Path, relative: str, data: bytes) -> str:
 # (about 25 times the cost of composing the shelf). A card is at most 256x256 RGBA: 2048 of them ~0.5 GB.
 @functools.lru_cache(maxsize=2048)
 def _product(name: str) -> np.ndarray:
-    return render_product(_assets[name], _context.modules)
+    return render_product(_assets[name], _worker_context().modules)
 
 
 @functools.lru_cache(maxsize=512)
 def _object(name: str) -> np.ndarray | None:
     """A distractor, or ``None`` for an empty clip-art file (the scene then has one distractor less)."""
     try:
-        return load_object(_assets[name], _context.modules, DISTRACTOR_SIDE)
+        return load_object(_assets[name], _worker_context().modules, DISTRACTOR_SIDE)
     except ValueError:
         return None

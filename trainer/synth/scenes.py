@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer.synth.difficulty import Difficulty
 
-Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+XYWH = tuple[int, int, int, int]  # a COCO box: x, y, width, height in pixels (the service's Box is x1, y1, x2, y2)
 PLACEMENT_TRIES = 12
 # Products shrink when they share a scene (x0.78 for two, x0.68 for three) so that they rarely hide each other.
 CROWDING_EXPONENT = 0.35
@@ -26,7 +26,7 @@ DISTRACTOR_SCALE = (0.08, 0.3)
 @dataclass(frozen=True)
 class Scene:
     image: np.ndarray  # RGB uint8, before JPEG
-    boxes: list[Box]  # one per target, in the order given
+    boxes: list[XYWH]  # one per target, in the order given
     areas: list[int]  # mask pixels per target
     jpeg_quality: int
 
@@ -45,7 +45,7 @@ def compose_scene(
         side = rng.uniform(*DISTRACTOR_SCALE) * size
         homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
         paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
-    boxes: list[Box] = []
+    boxes: list[XYWH] = []
     areas: list[int] = []
     crowding = len(targets) ** -CROWDING_EXPONENT
     for rgba in targets:
@@ -86,7 +86,7 @@ def object_homography(
     perspective: float,
     longest_side: float,
     scene_size: int,
-    avoid: list[Box],
+    avoid: list[XYWH],
 ) -> np.ndarray:
     """Perspective jitter of the corners, a rotation, a scale to ``longest_side`` and a place inside the scene."""
     height, width = shape
@@ -102,7 +102,7 @@ def object_homography(
     warp = np.diag([scale, scale, 1.0]) @ warp
     projected = _project(warp, corners)
     low, high = projected.min(axis=0), projected.max(axis=0)
-    best, best_overlap = None, np.inf
+    best, best_overlap = np.zeros(2), np.inf  # the first try always replaces it
     for _ in range(PLACEMENT_TRIES):
         offset = rng.uniform(0, np.maximum(scene_size - (high - low) - 1, 0)) - low
         box = (*(low + offset), *(high - low))
@@ -125,14 +125,15 @@ def paste(canvas: np.ndarray, rgba: np.ndarray, homography: np.ndarray, shadow: 
     warped_colour = cv2.warpPerspective(premultiplied, homography, (width, height), **flags)
     if shadow is not None:
         shift, sigma, strength = shadow
-        moved = cv2.warpAffine(warped_alpha, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (width, height))
+        translation = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], dtype=np.float32)
+        moved = cv2.warpAffine(warped_alpha, translation, (width, height))
         canvas *= (1.0 - strength * cv2.GaussianBlur(moved, (0, 0), sigma))[..., None]
     canvas *= (1.0 - warped_alpha)[..., None]
     canvas += warped_colour
     return warped_alpha
 
 
-def mask_box(alpha: np.ndarray, threshold: float = 0.5) -> Box | None:
+def mask_box(alpha: np.ndarray, threshold: float = 0.5) -> XYWH | None:
     rows = np.flatnonzero((alpha >= threshold).any(axis=1))
     columns = np.flatnonzero((alpha >= threshold).any(axis=0))
     if rows.size == 0:
@@ -157,7 +158,7 @@ def light_object(rgba: np.ndarray, rng: np.random.Generator, strength: float) ->
     return np.dstack([np.clip(colour, 0, 255).astype(np.uint8), rgba[..., 3]])
 
 
-def occlude(canvas: np.ndarray, box: Box, rng: np.random.Generator, extent: tuple[float, float]) -> None:
+def occlude(canvas: np.ndarray, box: XYWH, rng: np.random.Generator, extent: tuple[float, float]) -> None:
     """A solid bar (a shelf edge, a hand, a price strip) across part of the object."""
     x, y, width, height = box
     vertical = rng.random() < 0.5
@@ -194,7 +195,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def crop(image: np.ndarray, box: Box) -> np.ndarray:
+def crop(image: np.ndarray, box: XYWH) -> np.ndarray:
     x, y, width, height = box
     return image[y : y + height, x : x + width]
 
@@ -245,7 +246,7 @@ PACKAGE_STRETCH = (0.55, 1.0, 1.6)
 @dataclass(frozen=True)
 class ShelfScene:
     image: np.ndarray
-    boxes: list[Box]  # visible part of each placed product
+    boxes: list[XYWH]  # visible part of each placed product
     areas: list[int]
     hidden: list[bool]  # less than SHELF_MIN_VISIBLE of the product shows: an ignore region
     products: list[int]  # index into the ``products`` argument for each box

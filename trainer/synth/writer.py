@@ -54,7 +54,8 @@ def read_label_list(path: Path, separator: str | None = None) -> list[tuple[str,
 def coco_document(images: list[DetectionImage], description: str) -> dict[str, Any]:
     """One category ``foreground``; each standard image names its main object: the largest target by mask area
     (shelf and empty scenes name none: ``main_annotation_id`` null)."""
-    coco_images, coco_annotations = [], []
+    coco_images: list[dict[str, Any]] = []
+    coco_annotations: list[dict[str, Any]] = []
     for image_id, image in enumerate(images, start=1):
         main_id = None
         main_area = -1

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import __version__
+from service.api.auth import Reader, requires
 from service.api.deps import StateDep
-from service.api.schemas import Health, InfoResponse, ModelInfo, Readiness
+from service.api.schemas import ErrorResponse, Health, InfoResponse, ModelInfo, Readiness
 from service.inference.manifest import ModelManifest
-from service.inference.runtime import PaddleModel
+from service.inference.session import Session
 
 router = APIRouter(tags=["operations"])
 
@@ -31,37 +33,46 @@ async def ready(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if consistent else 503)
 
 
-@router.get("/info", response_model=InfoResponse)
-async def info(state: StateDep) -> InfoResponse:
-    """Models, their provenance and preprocessing, gallery size and the effective defaults."""
+@router.get("/info", response_model=InfoResponse, responses={401: {"model": ErrorResponse}})
+async def info(state: StateDep, caller: Reader) -> InfoResponse:
+    """Models, gallery size and the effective defaults; provenance, runtime and limits for the scope the settings
+    name (``SHITU_AUTH__INFO_DETAILS_SCOPE``, admin by default)."""
     recognizer = state.recognizer
     detector = recognizer.detector
     settings = state.settings
+    scope = settings.auth.info_details_scope
+    details = scope is None or scope in caller.scopes
+    store = settings.models.store
     return InfoResponse(
         version=__version__,
-        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.model),
-        detector=_model_info(detector.manifest, detector.model) if detector else None,
+        embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.session, store, details=details),
+        detector=_model_info(detector.manifest, detector.session, store, details=details) if detector else None,
         embedding_dim=recognizer.embedder.embedding_dim,
         gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
         defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
-        runtime=settings.runtime.model_dump(mode="json"),
-        limits=settings.limits.model_dump(mode="json"),
+        runtime=settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}) if details else None,
+        limits=settings.limits.model_dump(mode="json") if details else None,
     )
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await requires(request.app.state.metrics_scope)(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _model_info(manifest: ModelManifest, model: PaddleModel) -> ModelInfo:
+def _model_info(manifest: ModelManifest, session: Session, store: Path, *, details: bool) -> ModelInfo:
+    loaded = session.info
+    directory, store = Path(loaded.directory).resolve(), store.resolve()
+    # Where the model lives in the store, but never the server's file system layout.
+    shown = directory.relative_to(store) if directory.is_relative_to(store) else Path(directory.name)
     return ModelInfo(
         model_id=manifest.model_id,
         kind=manifest.kind.value,
         architecture=manifest.architecture,
-        directory=str(model.files.program.parent),
-        format="paddle-2.x pdmodel" if model.files.legacy else "paddle-3.x json",
-        passes_deleted=list(model.passes_deleted),
+        directory=shown.as_posix(),
+        format=loaded.format,
+        passes_deleted=list(loaded.passes_deleted),
         preprocess=manifest.preprocess.model_dump(mode="json"),
-        provenance=manifest.provenance,
+        provenance=manifest.provenance if details else None,
     )

@@ -6,20 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
+from service.api.auth import Reader
 from service.api.deps import StateDep
-from service.api.schemas import ErrorResponse, ModelIds, RecognizeResponse
-from service.api.uploads import read_upload
+from service.api.errors import documented_errors
+from service.api.schemas import ModelIds, RecognizeResponse
+from service.api.uploads import IMAGE_FORMAT, read_upload
 from service.config import WholeImage
+from service.inference.image import DecodeLimits
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
-ERRORS = {status: {"model": ErrorResponse} for status in (413, 415, 422, 429, 503, 504)}
+ERRORS = documented_errors(400, 401, 403, 413, 415, 422, 429, 503, 504)
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)
 async def recognize(
     state: StateDep,
-    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP photo")],
+    _: Reader,
+    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP photo", json_schema_extra=IMAGE_FORMAT)],
     detection_threshold: Annotated[float | None, Form(ge=0, le=1, description="detector score a box needs")] = None,
     max_detections: Annotated[int | None, Form(ge=1, le=100, description="boxes kept before the threshold")] = None,
     min_score: Annotated[float | None, Form(ge=-1, le=1, description="cosine score a match needs")] = None,
@@ -36,9 +40,8 @@ async def recognize(
                             min_score=min_score, whole_image=whole_image, top_k=top_k, max_objects=max_objects,
                             include_unknown=include_unknown, sliding_windows=sliding_windows)
     data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
-    limits = state.settings.limits
     work = partial(recognize_bytes, data=data, options=options, search=state.gallery.search,
-                   max_pixels=limits.max_image_pixels, max_side_px=limits.max_image_side_px)
+                   limits=DecodeLimits.of(state.settings.limits))
     async with state.admission():
         result = await state.infer(work)
     embedder_id, detector_id = state.model_ids

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from service.box import Box
 from service.config import GallerySettings
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import Gallery
@@ -26,10 +27,10 @@ def test_added_image_is_found_by_its_own_vector(gallery: Gallery) -> None:
 
 
 def test_enrolment_records_box_model_hash_and_the_original_bytes(gallery: Gallery) -> None:
-    enrolment = add(gallery, "cola", unit_vectors(1, seed=2)[0], 7, box=(1, 2, 30, 40), metadata={"sku": "A1"})
+    enrolment = add(gallery, "cola", unit_vectors(1, seed=2)[0], 7, box=Box(1, 2, 30, 40), metadata={"sku": "A1"})
 
     image = gallery.get_image(enrolment.image.image_id)
-    assert image.box == (1, 2, 30, 40)
+    assert image.box == Box(1, 2, 30, 40)
     assert image.model_id == MODEL_ID
     assert image.media_type == "image/jpeg"
     assert gallery.image_path(image.image_id).read_bytes() == image_bytes(7)

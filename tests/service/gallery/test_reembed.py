@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from service.box import Box
 from service.config import GallerySettings, IndexKind
 from service.errors import GalleryError
 from service.gallery import Gallery, reembed_gallery
-from service.gallery.types import Box
 
 from .conftest import DIM, MODEL_ID, add, image_bytes, unit_vectors
 
@@ -31,7 +31,7 @@ def embed_all(inputs: list[tuple[bytes, Box | None]]) -> NDArray[np.float32]:
 def old_gallery(settings: GallerySettings) -> list[str]:
     vectors = unit_vectors(5, seed=80)
     with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
-        box = {2: (1, 1, 9, 9)}
+        box = {2: Box(1, 1, 9, 9)}
         return [
             add(gallery, f"l{n % 2}", vectors[n], n, item_id=f"i{n % 2}", box=box.get(n)).image.image_id
             for n in range(5)

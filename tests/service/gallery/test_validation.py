@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from service.box import Box
 from service.errors import InvalidRequest
 from service.gallery import Gallery
 
@@ -44,11 +45,11 @@ BAD_INPUTS = {
     "nan embedding": _arguments(embedding=np.full(DIM, np.nan, dtype=np.float32)),
     "zero embedding": _arguments(embedding=np.zeros(DIM, dtype=np.float32)),
     "unnormalised embedding": _arguments(embedding=GOOD_VECTOR * 2),
-    "box x2 <= x1": _arguments(box=(10, 0, 10, 5)),
-    "box y2 <= y1": _arguments(box=(0, 9, 5, 3)),
-    "negative box": _arguments(box=(-1, 0, 5, 5)),
-    "float box": _arguments(box=(0.5, 0, 5, 5)),
-    "three-value box": _arguments(box=(0, 0, 5)),
+    "box x2 <= x1": _arguments(box=Box(10, 0, 10, 5)),
+    "box y2 <= y1": _arguments(box=Box(0, 9, 5, 3)),
+    "negative box": _arguments(box=Box(-1, 0, 5, 5)),
+    "float box": _arguments(box=Box(0.5, 0, 5, 5)),  # type: ignore[arg-type]
+    "tuple box": _arguments(box=(0, 0, 5, 5)),
     "empty image": _arguments(image_bytes=b""),
     "bad media type": _arguments(media_type="jpeg"),
 }

@@ -1,0 +1,3 @@
+from shitu.cli import main
+
+main()

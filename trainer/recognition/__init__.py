@@ -1,0 +1,1 @@
+"""Training the recognition model: label-list data, PK batches, CE + triplet losses, retrieval metrics, the loop."""
