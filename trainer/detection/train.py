@@ -203,7 +203,7 @@ def _evaluate(
             state.best_ap = metrics["ap"]
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             paddle.save(model.state_dict(), str(checkpoint_dir / "best.pdparams"))
-    cpu_minutes = round(state.train_cpu_s / 60, 2)
+    cpu_minutes = round(state.train_cpu_s / 60, 4)
     record = {"epoch": state.epoch, "step": state.step, "train_cpu_minutes": cpu_minutes, **metrics}
     result.evaluations.append(record)
     # one line per evaluation, kept across resumed runs: AP against CPU time (docs compare starts with it)
