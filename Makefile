@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 assets:
 	scripts/install-assets.sh $(ASSETS)
 
-# Serves model_store/embedder/default, the shipped embedder (no detector ships yet: whole photos), and fills
-# an empty gallery with the demo products.
+# Serves model_store/detector/default + model_store/embedder/default, the shipped detector and embedder, and
+# fills an empty gallery with the demo products.
 run: install
 	scripts/install-assets.sh --minimal
 	$(BIN)/shitu serve --demo

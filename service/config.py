@@ -58,10 +58,10 @@ class ModelSettings(BaseModel):
 
     store: Path = Field(Path("model_store"), description="root of the model store")
     embedder: str = Field("embedder/default", description="embedder directory, absolute or relative to the store")
-    # No trained main-body detector ships yet (see the README's status), so the default recognises the whole
-    # image; `shitu models pull ppshituv2-det` and SHITU_MODELS__DETECTOR=detector/ppshituv2-det add one.
+    # The shipped main-body detector (EfficientNet-Lite0 PicoDet trained on `shitu data synth`, see the README);
+    # `shitu models pull ppshituv2-det` and SHITU_MODELS__DETECTOR=detector/ppshituv2-det serve the official one.
     detector: str | None = Field(
-        None, description="detector directory, absolute or relative to the store; unset or empty: whole image only"
+        "detector/default", description="detector directory, absolute or relative to the store; empty: whole image only"
     )
 
     def resolve(self, name: str) -> Path:

@@ -112,7 +112,8 @@ def test_image_command_serves_the_default_models_until_ready(
     info = httpx.get(f"{base_url}/info", timeout=5).json()
     shipped = load_manifest(REPO / "model_store" / "embedder" / "default")
     assert info["embedder"]["model_id"] == shipped.model_id
-    assert info["detector"] is None  # no detector ships yet: the image's default recognises the whole image
+    detector = load_manifest(REPO / "model_store" / "detector" / "default")
+    assert info["detector"]["model_id"] == detector.model_id  # the shipped detector is the image's default
     assert info["runtime"]["cpu_threads"] == int(environment["SHITU_RUNTIME__CPU_THREADS"])
     probe = subprocess.run(
         [sys.executable, str(REPO / "docker" / "healthcheck.py")],

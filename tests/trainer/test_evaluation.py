@@ -131,13 +131,16 @@ def test_eval_reads_what_the_generator_writes(model_environment: dict[str, str],
     classes = json.loads((tmp_path / "synth" / "classes.json").read_text(encoding="utf-8"))
     absent = {entry["id"] for entry in classes if entry["open_set"]}
     main_classes = {item["id"]: item["class_id"] for item in coco["annotations"]}
-    # shelf and empty scenes name no main object: the detector and end-to-end tracks score the standard scenes
-    standard = [image for image in coco["images"] if image["main_annotation_id"] is not None]
+    kinds = [image["scene_kind"] for image in coco["images"]]
+    standard = [image for image in coco["images"] if image["scene_kind"] == "standard"]
     known_scenes = sum(main_classes[image["main_annotation_id"]] not in absent for image in standard)
     assert report["recognizer"]["gallery_images"] == lines["gallery"]
     assert report["recognizer"]["queries"] == lines["query"]
     assert report["recognizer"]["open_set_queries"] == 2 * min(lines["query"], lines["openset"])
+    # standard scenes for the main object and end to end; shelves and empty photos for the detector alone
     assert report["detector"]["images"] == report["end_to_end"]["scenes"] == len(standard)
+    assert report["detector"]["shelf_images"] == kinds.count("shelf")
+    assert report["detector"]["empty_images"] == kinds.count("empty")
     assert report["end_to_end"]["known_scenes"] == known_scenes
 
 

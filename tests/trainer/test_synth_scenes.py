@@ -8,7 +8,7 @@ import pytest
 from trainer.synth.cards import CardDesign, render_card
 from trainer.synth.command import difficulty_with_overrides
 from trainer.synth.difficulty import PRESETS, Difficulty, preset
-from trainer.synth.scenes import compose_scene, mask_box
+from trainer.synth.scenes import compose_empty, compose_scene, compose_shelf, mask_box
 from trainer.synth.splits import Split, brand_key, clipart_key, emoji_key, split_of_key
 
 # Geometry only: no lighting, shadow, noise, blur or occlusion changes a pixel outside the objects.
@@ -113,3 +113,29 @@ def test_scene_is_a_pure_function_of_its_generator() -> None:
     other = compose_scene(background, [card, card], [card], np.random.default_rng(4), preset("default"), 128)
     assert np.array_equal(first.image, again.image) and first.boxes == again.boxes
     assert not np.array_equal(first.image, other.image)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shelf_boxes_are_the_visible_parts_of_products_in_rows(seed: int) -> None:
+    cards = [np.full((100, 80, 4), 255, np.uint8), np.full((60, 120, 4), 255, np.uint8)]
+    shelf = compose_shelf(np.zeros((300, 300, 3), np.uint8), cards, [], np.random.default_rng(seed), GEOMETRY_ONLY,
+                          256, (5, 30))  # fmt: skip
+    assert 3 <= len(shelf.boxes) <= 30 and len(shelf.boxes) == len(shelf.hidden) == len(shelf.products)
+    for (x, y, width, height), area in zip(shelf.boxes, shelf.areas, strict=True):
+        assert 0 <= x and 0 <= y and x + width <= 256 and y + height <= 256
+        assert 0 < area <= width * height
+    # white cards on black: every bright pixel lies in some product's visible box (give or take the one pixel of
+    # anti-aliased edge where two cards overlap and neither shows half of itself)
+    bright = shelf.image.max(axis=2) >= 128
+    covered = np.zeros_like(bright)
+    for x, y, width, height in shelf.boxes:
+        covered[max(0, y - 1) : y + height + 1, max(0, x - 1) : x + width + 1] = True
+    assert not (bright & ~covered).any()
+    assert {pick for pick in shelf.products} <= {0, 1}
+
+
+def test_an_empty_scene_has_clutter_and_no_product() -> None:
+    clutter = np.zeros((50, 50, 4), np.uint8)
+    clutter[10:40, 10:40] = 255
+    image = compose_empty(np.zeros((300, 300, 3), np.uint8), [clutter], np.random.default_rng(0), GEOMETRY_ONLY, 128)
+    assert image.shape == (128, 128, 3) and image.max() > 0

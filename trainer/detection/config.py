@@ -85,6 +85,9 @@ class TrainConfig(ConfigSection):
     batch_size: int = Field(56, ge=1)
     epochs: int = Field(100, ge=1)
     max_steps: int | None = Field(None, ge=1, description="stop (and end the cosine) after this many steps")
+    max_cpu_minutes: float | None = Field(
+        None, gt=0, description="stop once training used this much process CPU time (equal-budget comparisons)"
+    )
     sizes: list[int] = Field(default_factory=lambda: [576, 608, 640, 672, 704], description="multi-scale sides")
     random_interpolation: bool = True
     seed: int = 0

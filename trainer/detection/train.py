@@ -126,6 +126,8 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
                     live.update(task, advance=1, description=f"epoch {state.epoch + 1} loss {result.losses[-1]:.3f}")
                 if state.step % config.train.log_interval == 0:
                     _log_step(state, losses, lr)
+                if _cpu_budget_spent(config, state.train_cpu_s + time.process_time() - cpu_mark):
+                    total_steps = state.step
                 if state.step >= total_steps:
                     break
             state.epoch += 1
@@ -143,6 +145,11 @@ def train_detector(config: TrainDetectionConfig, *, resume: bool = False, progre
     if config.export.enabled:
         result.manifest = _export(config, model, ema, train_set, result)
     return result
+
+
+def _cpu_budget_spent(config: TrainDetectionConfig, cpu_seconds: float) -> bool:
+    budget = config.train.max_cpu_minutes
+    return budget is not None and cpu_seconds >= budget * 60
 
 
 def _frozen_trunk(config: TrainDetectionConfig, model: PicoDet) -> FrozenTrunk | None:
@@ -196,13 +203,32 @@ def _evaluate(
             state.best_ap = metrics["ap"]
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             paddle.save(model.state_dict(), str(checkpoint_dir / "best.pdparams"))
-    cpu_minutes = round(state.train_cpu_s / 60, 2)
+    cpu_minutes = round(state.train_cpu_s / 60, 4)
     record = {"epoch": state.epoch, "step": state.step, "train_cpu_minutes": cpu_minutes, **metrics}
     result.evaluations.append(record)
     # one line per evaluation, kept across resumed runs: AP against CPU time (docs compare starts with it)
     with (config.train.output_dir / EVALUATIONS_FILE).open("a", encoding="utf-8") as history:
         history.write(json.dumps(record) + "\n")
     logger.info("epoch %d: AP %.4f AP50 %.4f AP75 %.4f", state.epoch, metrics["ap"], metrics["ap50"], metrics["ap75"])
+
+
+def training_provenance(config: TrainDetectionConfig, architecture: str, steps: int, ema: bool) -> dict[str, Any]:
+    """What a detector's manifest says about how it was made: the data (``synth.json`` when the annotations come
+    from ``shitu data synth``), the whole recipe and the run."""
+    provenance: dict[str, Any] = {
+        "trainer": "shitu train det",
+        "train_annotations": str(config.data.train_annotations),
+        "architecture": architecture,
+        "steps": steps,
+        "weights": "ema" if ema else "last",
+        "recipe": config.model_dump(mode="json"),
+    }
+    synth = Path(config.data.train_annotations).parent.parent / "synth.json"
+    if synth.is_file():
+        summary = json.loads(synth.read_text(encoding="utf-8"))
+        provenance["data"] = {"generator": "shitu data synth", **{key: summary.get(key) for key in
+                                                                  ("options", "assets", "counts")}}
+    return provenance
 
 
 def _export(
@@ -213,15 +239,7 @@ def _export(
     result: TrainingResult,
 ) -> ModelManifest:
     out_dir = config.export_dir
-    provenance: dict[str, Any] = {
-        "trainer": "shitu train det",
-        "train_annotations": str(config.data.train_annotations),
-        "architecture": model.architecture,
-        "frozen_stages": config.model.frozen_stages,
-        "input_size": config.model.input_size,
-        "steps": result.steps,
-        "weights": "ema" if ema is not None else "last",
-    }
+    provenance = training_provenance(config, model.architecture, result.steps, ema is not None)
     if result.evaluations:
         provenance["validation"] = result.evaluations[-1]
     with ema.applied() if ema is not None else nullcontext(model):

@@ -63,6 +63,10 @@ class EndToEndResult:
     calibration: Calibration | None
     curve: list[OpenSetPoint]
     outcomes: list[SceneOutcome]
+    # min_score per candidate source of the answers (detector box, whole image, window), calibrated on the
+    # calibration split's answers of that source; and all of them together on the evaluated split
+    source_calibrations: dict[str, Calibration] = field(default_factory=dict)
+    at_source_calibrated: OpenSetPoint | None = None
 
 
 @dataclass
@@ -176,6 +180,13 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         calibration_outcomes = _recognize_split(recognizer, calibration_data, settings, options, progress)
         calibration_curve = open_set_curve(balanced([outcome.as_query() for outcome in calibration_outcomes]))
     calibration = _calibration(calibration_curve, queries, config)
+    calibration_queries = queries if calibration_data is None else balanced(
+        [outcome.as_query() for outcome in calibration_outcomes])
+    by_source = _source_calibrations(calibration_queries, queries, config)
+    at_source_calibrated = None
+    if by_source and calibration is not None:
+        thresholds = {source: item.chosen.min_score for source, item in by_source.items()}
+        at_source_calibrated = point_at(queries, calibration.chosen.min_score, thresholds)
     known = sum(outcome.known for outcome in outcomes)
     return EndToEndResult(
         scenes=len(outcomes),
@@ -187,7 +198,27 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         calibration=calibration,
         curve=curve,
         outcomes=outcomes,
+        source_calibrations=by_source,
+        at_source_calibrated=at_source_calibrated,
     )
+
+
+SOURCE_CALIBRATION_MIN_QUERIES = 20  # fewer answers of one source: it keeps the overall min_score
+
+
+def _source_calibrations(calibration_queries: list[OpenSetQuery], queries: list[OpenSetQuery],
+                         config: BenchmarkConfig) -> dict[str, Calibration]:
+    """One min_score per candidate source, each from the balanced answers of that source."""
+    found: dict[str, Calibration] = {}
+    for source in sorted({query.source for query in calibration_queries if query.source}):
+        own = balanced([query for query in calibration_queries if query.source == source])
+        if len(own) < SOURCE_CALIBRATION_MIN_QUERIES:
+            continue
+        evaluated = [query for query in queries if query.source == source]
+        calibration = _calibration(open_set_curve(own), evaluated, config)
+        if calibration is not None:
+            found[source] = calibration
+    return found
 
 
 def _recognize_split(recognizer: Recognizer, split: BenchmarkSplit, settings: Settings, options: RecognizeOptions,

@@ -29,6 +29,11 @@ def evaluate_command(
                                                   help="calibrate to this open-set precision instead of the best F1"),
     record: bool = typer.Option(False, "--record",
                                 help="write the calibrated min_score and these scores into the embedder's manifest"),
+    record_detector: bool = typer.Option(False, "--record-detector",
+                                         help="first calibrate the detector's score_threshold (best box F1) on "
+                                              "--split and write it and --max-detections into its manifest"),
+    max_detections: int = typer.Option(30, "--max-detections", min=1, max=100,
+                                       help="with --record-detector: boxes kept per photo (a shelf holds up to 30)"),
 ) -> None:
     """Measure the service pipeline on a generated benchmark: recognizer, detector, end to end, open set."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -47,6 +52,8 @@ def evaluate_command(
               "detector": str(detector.resolve()) if detector else None}
     settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
     config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
+    if record_detector:
+        _calibrate_detector(config, settings, max_detections)
     if record:
         _refuse_unrecordable(config, settings.models.embedder_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -67,7 +74,33 @@ def evaluate_command(
         typer.echo(line)
     typer.echo(f"wrote {', '.join(str(path) for path in files)}")
     if record:
-        _record(report, settings.models.embedder_dir, command)
+        _record(report, settings.models.embedder_dir, command, settings.models.detector_dir)
+
+
+def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None:
+    from service.inference.models import load_detector
+    from trainer.evaluation.data import BenchmarkDataError, load_split
+    from trainer.evaluation.detector_calibration import calibrate_detector, record_detector_calibration
+
+    detector_dir = settings.models.detector_dir
+    if detector_dir is None:
+        raise typer.BadParameter("--record-detector needs a detector (--detector)", param_hint="--record-detector")
+    try:
+        split = load_split(config.data, config.split, limit=config.limit)
+    except BenchmarkDataError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    calibration = calibrate_detector(load_detector(detector_dir, settings.runtime), split, max_detections,
+                                     settings.limits)
+    command = f"shitu eval --data {config.data} --split {config.split} --detector {detector_dir} --record-detector"
+    try:
+        record_detector_calibration(detector_dir, calibration, command)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"detector: score_threshold {calibration.score_threshold} at max_detections {max_detections} "
+               f"(box P {calibration.precision:.3f} R {calibration.recall:.3f} F1 {calibration.f1:.3f} on "
+               f"{calibration.photos} {config.split} photos) recorded in {detector_dir / 'manifest.json'}")
 
 
 @contextlib.contextmanager
@@ -88,12 +121,15 @@ def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
         check_recordable(config, embedder_dir)
 
 
-def _record(report: Any, embedder_dir: Path, command: str) -> None:
-    from trainer.evaluation.manifest_record import record_in_manifest
+def _record(report: Any, embedder_dir: Path, command: str, detector_dir: Path | None) -> None:
+    from trainer.evaluation.manifest_record import record_detector_scores, record_in_manifest
 
     with _exit_on_record_error():
-        threshold = record_in_manifest(report, embedder_dir, command)
-    typer.echo(f"recorded match_threshold {threshold} and the scores in {embedder_dir / 'manifest.json'}")
+        recorded = record_in_manifest(report, embedder_dir, command)
+        if detector_dir is not None and report.detector is not None:
+            record_detector_scores(report, detector_dir, command)
+            typer.echo(f"recorded the detector's scores in {detector_dir / 'manifest.json'}")
+    typer.echo(f"recorded {recorded} and the scores in {embedder_dir / 'manifest.json'}")
 
 
 def summary(document: dict[str, Any]) -> list[str]:
@@ -127,6 +163,12 @@ def summary(document: dict[str, Any]) -> list[str]:
             chosen = result["calibration"]["on_evaluation_split"]
             line += (f"; calibrated min_score {chosen['min_score']}: P {chosen['precision']:.3f} "
                      f"R {chosen['recall']:.3f}")
+        if result.get("at_source_calibrated"):
+            sources = ", ".join(f"{source} {item['chosen']['min_score']}"
+                                for source, item in result["source_calibrations"].items())
+            point = result["at_source_calibrated"]
+            line += (f"; per source ({sources}): P {point['precision']:.3f} R {point['recall']:.3f} "
+                     f"false accepts {point['false_accept_rate']:.3f}")
         lines.append(line)
     return lines
 

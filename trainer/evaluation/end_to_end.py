@@ -34,6 +34,7 @@ class SceneOutcome:
     labels: list[str]  # its distinct candidate labels, best first (at most top_k)
     score: float | None  # its top-1 score
     overlap: float  # IoU of the chosen box with the main object
+    source: str | None = None  # the chosen object's candidate source
 
     @property
     def predicted(self) -> str | None:
@@ -43,7 +44,8 @@ class SceneOutcome:
         return self.truth in self.labels[:rank]
 
     def as_query(self) -> OpenSetQuery:
-        return OpenSetQuery(truth=self.truth, known=self.known, predicted=self.predicted, score=self.score)
+        return OpenSetQuery(truth=self.truth, known=self.known, predicted=self.predicted, score=self.score,
+                            source=self.source)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -86,6 +88,7 @@ def scene_outcome(scene: Scene, recognition: Recognition) -> SceneOutcome:
         labels=[match.label for match in chosen.candidates] if chosen else [],
         score=chosen.candidates[0].score if chosen else None,
         overlap=overlap,
+        source=chosen.source.value if chosen else None,
     )
 
 

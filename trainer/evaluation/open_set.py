@@ -8,7 +8,7 @@ made); recall = correct / queries of gallery classes. Recall and the number of m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ class OpenSetQuery:
     known: bool  # the true class is in the gallery
     predicted: str | None  # top-1 label; None when the pipeline returned nothing for the query
     score: float | None  # top-1 score (cosine)
+    source: str | None = None  # the candidate source of the answer (detector, whole_image, window)
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,12 @@ def balanced(queries: Sequence[OpenSetQuery]) -> list[OpenSetQuery]:
     return known[:count] + unknown[:count]
 
 
-def point_at(queries: Sequence[OpenSetQuery], min_score: float) -> OpenSetPoint:
-    matched = [query for query in queries if query.score is not None and query.score >= min_score]
+def point_at(queries: Sequence[OpenSetQuery], min_score: float,
+             by_source: Mapping[str, float] | None = None) -> OpenSetPoint:
+    """The operating point at ``min_score``; ``by_source`` gives other thresholds to answers of those sources."""
+    by_source = by_source or {}
+    matched = [query for query in queries
+               if query.score is not None and query.score >= by_source.get(query.source or "", min_score)]
     correct = sum(1 for query in matched if query.known and query.predicted == query.truth)
     known = sum(1 for query in queries if query.known)
     unknown = len(queries) - known

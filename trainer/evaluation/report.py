@@ -100,6 +100,11 @@ def _end_to_end_markdown(result: EndToEndResult, default_min_score: float) -> li
         calibration = result.calibration
         rows.append([f"calibrated on {calibration.split} ({calibration.rule})", *_point_row(calibration.chosen)])
         rows.append(["that min_score here", *_point_row(calibration.on_evaluation_split)])
+    for source, item in result.source_calibrations.items():
+        rows.append([f"{source} answers, calibrated on {item.split}", *_point_row(item.chosen)])
+    if result.at_source_calibrated is not None:
+        rows.append(["per-source min_score here (others: the calibrated one)",
+                     *_point_row(result.at_source_calibrated)])
     lines += _table(
         f"Open set ({result.open_set_queries} scenes, half with the main object's class absent from the gallery)",
         ["operating point", "min_score", "precision", "recall", "F1", "false-accept rate"],

@@ -293,7 +293,9 @@ def _write(out: Path, relative: str, data: bytes) -> str:
     return relative
 
 
-@functools.lru_cache(maxsize=512)
+# Every class of a split: shelf scenes draw a dozen products at random, and a miss re-rasterises an SVG
+# (about 25 times the cost of composing the shelf). A card is at most 256x256 RGBA: 2048 of them ~0.5 GB.
+@functools.lru_cache(maxsize=2048)
 def _product(name: str) -> np.ndarray:
     return render_product(_assets[name], _worker_context().modules)
 
