@@ -17,13 +17,11 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
-from machine import machine_record, write_result  # bench/ is the script's directory
+from machine import machine_record, median_ms, write_result  # bench/ is the script's directory
 
 from service.config import GallerySettings, LimitsSettings, PipelineSettings, RuntimeSettings
 from service.gallery import Gallery, read_list_file
@@ -35,17 +33,6 @@ from service.inference.pipeline import RecognizeOptions, Recognizer
 from trainer.synth.demo import build_demo
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def median_ms(work: Callable[[], object], runs: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        work()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(samples)
 
 
 def photo_row(photo: np.ndarray, detector: Detector, embedder: Embedder, with_detector: Recognizer,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -43,3 +46,15 @@ def write_result(name: str, record: dict) -> Path:
     path = RESULTS_DIR / f"{name}_{stamp}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def median_ms(work: Callable[[], object], runs: int, warmup: int = 3) -> float:
+    """Median wall time of ``work`` over ``runs`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        work()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(samples)

@@ -11,15 +11,12 @@ ratio, writes JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import paddle
-from machine import machine_record, write_result  # bench/ is the script's directory
+from machine import machine_record, median_ms, write_result  # bench/ is the script's directory
 
 from service.box import Box
 from service.config import GallerySettings, PipelineSettings, RuntimeSettings
@@ -34,17 +31,6 @@ from trainer.recognition.export import export_recognition
 # Five detector boxes plus the whole image: the most PP-ShiTu ever embeds for one photo.
 CROPS = [Box(40, 30, 260, 400), Box(250, 60, 450, 420), Box(420, 20, 620, 460), Box(10, 300, 200, 470),
          Box(300, 280, 600, 470), Box(0, 0, 640, 480)]
-
-
-def median_ms(work: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        work()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(samples)
 
 
 def export_models(directory: Path) -> tuple[Path, Path]:

@@ -22,11 +22,11 @@ from service.inference.manifest import load_manifest
 from service.inference.models import load_detector, load_recognizer
 from service.inference.selection import select_detections
 from service.inference.types import ObjectSource
+from tests.generated_data import generate_benchmark
 from trainer.detection.evaluate import coco_iou
 from trainer.evaluation.benchmark import BenchmarkConfig, Track, run_benchmark
 from trainer.evaluation.end_to_end import build_gallery
-from trainer.synth.assets import AssetsMissingError, default_assets_dir, require_npm_assets
-from trainer.synth.dataset import synthesize
+from trainer.synth.assets import default_assets_dir
 from trainer.synth.demo import build_demo
 from trainer.synth.generator import SynthOptions
 
@@ -56,13 +56,7 @@ MISSED_PHOTOS = {"astronaut", "rocket", "motorcycle"}
 
 @pytest.fixture(scope="module")
 def benchmark_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        require_npm_assets(default_assets_dir())
-    except AssetsMissingError as error:
-        pytest.fail(f"{error} (make test runs it)")
-    out = tmp_path_factory.mktemp("detector-benchmark")
-    synthesize(out, BENCHMARK, default_assets_dir(), workers=2)
-    return out
+    return generate_benchmark(tmp_path_factory, "detector-benchmark", BENCHMARK)
 
 
 @pytest.fixture(scope="module")
