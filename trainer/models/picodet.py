@@ -89,16 +89,16 @@ def build_picodet(
 ) -> PicoDet:
     """PicoDet-LCNet; the defaults are the PP-ShiTuV2 main-body detector (x2.5, one class ``foreground``)."""
     backbone = LCNet(scale=scale, feature_maps=(3, 4, 5))
-    num_features = len(strides)
-    neck = CSPPAN(backbone.out_channels, out_channels=neck_channels, kernel_size=5, num_features=num_features)
-    head = PicoHead(
-        num_classes=num_classes,
-        in_channels=neck_channels,
-        feat_channels=neck_channels,
-        num_convs=head_convs,
-        strides=strides,
-        reg_max=reg_max,
-    )
+    return assemble_picodet(backbone, num_classes, neck_channels=neck_channels, head_convs=head_convs,
+                            strides=strides, reg_max=reg_max)
+
+
+def assemble_picodet(backbone: nn.Layer, num_classes: int, *, neck_channels: int, head_convs: int,
+                     strides: tuple[int, ...], reg_max: int) -> PicoDet:
+    """A backbone's stride 8/16/32 features → CSP-PAN (with the extra levels ``strides`` asks for) → PicoHead."""
+    neck = CSPPAN(backbone.out_channels, out_channels=neck_channels, kernel_size=5, num_features=len(strides))
+    head = PicoHead(num_classes=num_classes, in_channels=neck_channels, feat_channels=neck_channels,
+                    num_convs=head_convs, strides=strides, reg_max=reg_max)
     return PicoDet(backbone, neck, head)
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import paddle
 
-from trainer.models.csp_pan import CSPPAN
 from trainer.models.efficientnet_lite import BLOCK_CONFIG, EfficientNetLite0, load_imagenet_weights
-from trainer.models.pico_head import PicoHead
-from trainer.models.picodet import EFFICIENTNET_ARCHITECTURE, PicoDet
+from trainer.models.picodet import EFFICIENTNET_ARCHITECTURE, PicoDet, assemble_picodet
 
 ARCHITECTURE = EFFICIENTNET_ARCHITECTURE
 # Stages (0 = stem, g = block group g - 1) whose outputs feed the neck: strides 8 (40 ch), 16 (112), 32 (320).
@@ -51,16 +49,8 @@ def build_picodet_efficientnet(
     backbone = EfficientNetLiteFeatures()
     if imagenet:
         load_imagenet_weights_into(backbone)
-    neck = CSPPAN(backbone.out_channels, out_channels=neck_channels, kernel_size=5, num_features=len(STRIDES))
-    head = PicoHead(
-        num_classes=num_classes,
-        in_channels=neck_channels,
-        feat_channels=neck_channels,
-        num_convs=head_convs,
-        strides=STRIDES,
-        reg_max=reg_max,
-    )
-    return PicoDet(backbone, neck, head)
+    return assemble_picodet(backbone, num_classes, neck_channels=neck_channels, head_convs=head_convs,
+                            strides=STRIDES, reg_max=reg_max)
 
 
 def load_imagenet_weights_into(backbone: EfficientNetLiteFeatures) -> None:
