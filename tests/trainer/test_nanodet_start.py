@@ -39,6 +39,7 @@ from trainer.detection.setup import build_model
 from trainer.detection.train import train_detector
 from trainer.frozen_trunk import FrozenTrunk
 from trainer.models.nanodet_csp import FEATURE_STAGES, NanoDetCspNet, build_picodet_nanodet_csp
+from trainer.models.picodet import build_picodet_architecture
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "trainer" / "configs" / "detection_nanodet_csp.yaml"
@@ -134,6 +135,7 @@ def test_det_start_writes_the_backbone_the_recipe_loads(tmp_path: Path) -> None:
 
 
 def test_frozen_trunk_then_the_rest_equals_the_whole_network(tmp_path: Path) -> None:
+    assert build_picodet_architecture("picodet_nanodet_csp").architecture == "picodet_nanodet_csp"
     model = build_picodet_nanodet_csp(1, neck_channels=16, head_convs=1)
     model.eval()
     images = np.random.default_rng(2).normal(0.0, 1.0, (2, 3, 64, 64)).astype(np.float32)
