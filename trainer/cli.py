@@ -69,6 +69,9 @@ def export_rec(
     input_size: int | None = typer.Option(
         None, "--input-size", min=16, help="square input side the weights were trained at (default: 224)"
     ),
+    keep_ratio: bool = typer.Option(
+        False, "--keep-ratio", help="letterbox crops (aspect kept, padded), as a recipe with model.keep_ratio trained"
+    ),
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
@@ -92,6 +95,7 @@ def export_rec(
                 version=version,
                 match_threshold=match_threshold,
                 input_size=input_size,
+                keep_ratio=keep_ratio,
             )
         except CheckpointMismatch as error:
             typer.echo(f"error: {error}", err=True)

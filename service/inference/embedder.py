@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.errors import ModelError
-from service.inference.image import RGBImage, normalize, resize
+from service.inference.image import RGBImage, fit, normalize
 from service.inference.manifest import ModelKind, ModelManifest
 from service.inference.session import Session
 
@@ -31,7 +31,7 @@ class Embedder:
         if not crops:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         preprocess = self.manifest.preprocess
-        batch = np.stack([normalize(resize(crop, preprocess)[0], preprocess) for crop in crops])
+        batch = np.stack([normalize(fit(crop, preprocess), preprocess) for crop in crops])
         size = self.max_batch_size
         features = [self._run(batch[start : start + size]) for start in range(0, len(batch), size)]
         return l2_normalize(np.concatenate(features))
