@@ -14,6 +14,7 @@ from typing import Any
 from service.config import Settings
 from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
+from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
 from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
@@ -67,6 +68,8 @@ class EndToEndResult:
     # calibration split's answers of that source; and all of them together on the evaluated split
     source_calibrations: dict[str, Calibration] = field(default_factory=dict)
     at_source_calibrated: OpenSetPoint | None = None
+    # recall@1 of the scenes whose main object is in the gallery, per family and package kind of that object
+    breakdown: dict[str, dict[str, GroupRecall]] = field(default_factory=dict)
 
 
 @dataclass
@@ -188,6 +191,9 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         thresholds = {source: item.chosen.min_score for source, item in by_source.items()}
         at_source_calibrated = point_at(queries, calibration.chosen.min_score, thresholds)
     known = sum(outcome.known for outcome in outcomes)
+    found = [outcome for outcome in outcomes if outcome.known]
+    breakdown = recall_by_group([split.class_groups.get(outcome.truth, {}) for outcome in found],
+                                [outcome.found_within(1) for outcome in found])
     return EndToEndResult(
         scenes=len(outcomes),
         known_scenes=known,
@@ -200,6 +206,7 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         outcomes=outcomes,
         source_calibrations=by_source,
         at_source_calibrated=at_source_calibrated,
+        breakdown=breakdown,
     )
 
 
