@@ -14,6 +14,7 @@ from service.inference.embedder import Embedder
 from service.inference.image import DecodeLimits, decode_image
 from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkSplit
+from trainer.evaluation.gallery_threshold import GalleryThresholdPoint, gallery_scores, gallery_threshold_points
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
 from trainer.recognition.metrics import retrieval_metrics
 
@@ -33,6 +34,8 @@ class RecognizerResult:
     open_set: list[OpenSetQuery] = field(default_factory=list, repr=False)  # those queries themselves
     # recall@1 per family, package kind and occlusion (clear | occluded), where the dataset records them
     breakdown: dict[str, dict[str, GroupRecall]] = field(default_factory=dict)
+    # the open-set point at the gallery's own suggestion, per quantile (service.gallery.threshold)
+    gallery_thresholds: list[GalleryThresholdPoint] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if key != "open_set"}
@@ -67,6 +70,8 @@ def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: Limit
         open_set_at_default=point_at(queries, min_score) if queries else None,
         open_set=queries,
         breakdown=breakdown,
+        gallery_thresholds=gallery_threshold_points(
+            gallery_scores(gallery_features, [entry.label for entry in split.gallery]), queries),
     )
 
 

@@ -177,7 +177,7 @@ def _box(card: RGBA, design: PackageDesign, turn: float, light: float) -> RGBA:
     projected -= projected.min(axis=0) - 2
     canvas_size = np.ceil(projected.max(axis=0) + 2).astype(int)
     canvas = np.zeros((canvas_size[1], canvas_size[0], 4), np.float32)
-    side_texture = _side_panel(card, round(depth))
+    side_texture = _side_panel(card, round(depth), right=yaw > 0)
     top_texture = _top_panel(card, round(depth))
     faces = [("front", (0, 1, 2, 3), _opaque(card), 1.0 - 0.1 * abs(np.sin(yaw))),
              ("side", (1, 5, 6, 2) if yaw > 0 else (4, 0, 3, 7), side_texture, 0.62 + 0.2 * (light - 0.5)),
@@ -204,9 +204,11 @@ def _project_box(corners: NDArray[np.float64], yaw: float, pitch: float) -> NDAr
     return points[:, :2] * factor[:, None]
 
 
-def _side_panel(card: RGBA, depth: int) -> RGBA:
-    """The card's edge strip stretched to the side's width: its colour and band continue round the corner."""
-    strip = _opaque(card)[:, : max(2, card.shape[1] // 12)]
+def _side_panel(card: RGBA, depth: int, right: bool) -> RGBA:
+    """The card's edge strip on that side stretched to the side's width: its colour and band continue round the
+    corner."""
+    width = max(2, card.shape[1] // 12)
+    strip = _opaque(card)[:, -width:] if right else _opaque(card)[:, :width]
     return cv2.resize(strip, (max(2, depth), card.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 

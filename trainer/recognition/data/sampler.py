@@ -76,12 +76,14 @@ class PKSampler:
         return batch
 
     def _with_look_alikes(self, positions: NDArray[np.int64], count: int) -> NDArray[np.int64]:
-        """``count`` more identities, each a near neighbour of one already in the batch (hard negatives)."""
+        """``count`` more identities, each a near neighbour of one of the randomly drawn ones (hard negatives),
+        the anchors in turn: every anchor gets a look-alike before any gets a second."""
         assert self.neighbours is not None  # hard_share is 0 without them
         chosen = [int(position) for position in positions]
         taken = set(chosen)
-        for _ in range(count):
-            anchor = chosen[int(self.rng.integers(len(chosen)))]
+        anchors = list(chosen)
+        for number in range(count):
+            anchor = anchors[number % len(anchors)]
             free = [int(other) for other in self.neighbours[anchor] if int(other) not in taken]
             if free:
                 pick = free[int(self.rng.integers(len(free)))]
