@@ -84,7 +84,7 @@ def main() -> None:
     sheet = np.vstack(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    print(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    sys.stdout.write(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})\n")
 
 
 if __name__ == "__main__":
