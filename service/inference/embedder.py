@@ -17,6 +17,9 @@ class Embedder:
     def __init__(self, session: Session, manifest: ModelManifest, *, max_batch_size: int) -> None:
         if manifest.kind is not ModelKind.embedder or manifest.embedding_dim is None:
             raise ModelError(f"{manifest.name} is a {manifest.kind.value} model, not an embedder")
+        if manifest.preprocess.keep_ratio and not manifest.preprocess.pad:
+            raise ModelError(f"{manifest.name}: preprocess.keep_ratio without pad gives crops of other sizes than "
+                             "the model's input; set preprocess.pad (letterbox)")
         if len(session.input_names) != 1:
             raise ModelError(f"an embedder takes one input, {manifest.name} takes {list(session.input_names)}")
         self.session = session

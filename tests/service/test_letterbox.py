@@ -3,12 +3,19 @@ transform is the service's (one definition)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from service.config import RuntimeSettings
+from service.errors import ModelError
 from service.inference.image import fit, normalize
 from service.inference.manifest import Preprocess
+from service.inference.models import load_embedder
 from trainer.recognition.config import AugmentConfig
 from trainer.recognition.data.augment import EvalTransform, TrainAugment
 
@@ -49,3 +56,27 @@ def test_the_trainer_sees_crops_as_the_service_does() -> None:
     assert np.array_equal(EvalTransform(config, LETTERBOX)(crop), normalize(fit(crop, LETTERBOX), LETTERBOX))
     still = AugmentConfig(image_size=64, flip_prob=0, pad=0, rotation_prob=0)
     assert np.allclose(TrainAugment(still, LETTERBOX)(crop, rng), normalize(fit(crop, LETTERBOX), LETTERBOX))
+
+
+def _with_preprocess(source: Path, target: Path, **update: object) -> Path:
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["preprocess"].update(update)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def test_a_letterboxing_embedder_batches_crops_of_any_shape(model_store_dir: Path, tmp_path: Path) -> None:
+    directory = _with_preprocess(model_store_dir / "embedder" / "default", tmp_path / "letterbox",
+                                 keep_ratio=True, pad=True)
+    embedder = load_embedder(directory, RuntimeSettings(cpu_threads=1), max_batch_size=4)
+    rng = np.random.default_rng(1)
+    tall, wide = rng.integers(0, 256, (300, 90, 3), dtype=np.uint8), rng.integers(0, 256, (80, 240, 3), dtype=np.uint8)
+    features = embedder.embed([tall, wide, tall])
+    assert features.shape == (3, 512) and np.allclose(features[0], features[2], atol=1e-5)
+
+
+def test_keep_ratio_without_pad_is_refused_for_an_embedder(model_store_dir: Path, tmp_path: Path) -> None:
+    directory = _with_preprocess(model_store_dir / "embedder" / "default", tmp_path / "ragged", keep_ratio=True)
+    with pytest.raises(ModelError, match="pad"):
+        load_embedder(directory, RuntimeSettings(cpu_threads=1), max_batch_size=4)
