@@ -124,7 +124,7 @@ class GallerySettings(BaseModel):
     detect_on_enroll: bool = Field(True, description="crop the main object when a detector is loaded")
     # The gallery's own min_score suggestion (service/gallery/threshold.py), shown in /info and used with
     # pipeline.min_score_source=gallery.
-    threshold_quantile: float = Field(0.9, gt=0.0, lt=1.0,
+    threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0,
                                       description="quantile of the images' best scores against other items")
     threshold_max_images: int = Field(2000, ge=2, description="images sampled (evenly) for the estimate")
     threshold_min_items: int = Field(10, ge=2, description="fewer items: no suggestion (the manifest's applies)")

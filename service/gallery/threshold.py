@@ -61,8 +61,8 @@ def estimate(vectors: NDArray[np.float32], item_ids: list[str], *, quantile: flo
     # evenly spaced rows: deterministic, and spread over the enrolment history
     sample = np.unique(np.linspace(0, len(item_ids) - 1, min(max_images, len(item_ids))).round().astype(np.int64))
     scores = nearest_other_scores(vectors, item_ids, sample)
-    suggested = float(np.round(np.quantile(scores, quantile), 3))
-    return GalleryThreshold(suggested, quantile, len(sample), items, float(np.round(np.median(scores), 3)), now)
+    suggested = round(float(np.quantile(scores, quantile)), 3)
+    return GalleryThreshold(suggested, quantile, len(sample), items, round(float(np.median(scores)), 3), now)
 
 
 class ThresholdEstimator:

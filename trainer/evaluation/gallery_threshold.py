@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from service.gallery.threshold import nearest_other_scores
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, point_at
 
-QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.99)
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,6 @@ def gallery_threshold_points(scores: NDArray[np.float32], queries: Sequence[Open
         return []
     points = []
     for quantile in quantiles:
-        suggested = float(np.round(np.quantile(scores, quantile), 3))  # as service.gallery.threshold.estimate
+        suggested = round(float(np.quantile(scores, quantile)), 3)  # as service.gallery.threshold.estimate
         points.append(GalleryThresholdPoint(quantile, suggested, point_at(queries, suggested)))
     return points
