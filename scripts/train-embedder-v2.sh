@@ -23,7 +23,9 @@ synth() {  # synth DIR ARGS...: generate once (a finished run leaves synth.json)
   [[ -f "$out/synth.json" ]] || $NICE "$SHITU" data synth --out "$out" --overwrite "$@"
 }
 
-# Training data: every training family as packages; the detector's scene kinds are not needed here.
+# Training data: every training family as packages; the detector's scene kinds are not needed here. Debian's
+# openclipart-png (`make assets ASSETS=--full`) adds its product folders as classes when it is installed: install it
+# before the first run, since the class list of data/synth-v2 is fixed once generated.
 synth "$DATA" --classes 3000 --scenes-per-class 3 --products package --shelf-share 0 --empty-share 0
 if compgen -G "$OUT/checkpoints/*" >/dev/null; then
   $NICE "$SHITU" train rec --config "$CONFIG" --set "data.root=$DATA/recognition" --set "output=$OUT" --resume
