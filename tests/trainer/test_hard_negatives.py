@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
-from trainer.recognition.config import AugmentConfig
+import numpy as np
+import pytest
+
+from tests.trainer.recognition_helpers import make_shapes_dataset
+from trainer.recognition.config import AugmentConfig, load_recognition_config
 from trainer.recognition.data.augment import random_erase
 from trainer.recognition.data.sampler import PKSampler, nearest_identities
+from trainer.recognition.train import RecognitionTrainer
+
+CI_CONFIG = Path(__file__).resolve().parents[2] / "trainer" / "configs" / "recognition_ci.yaml"
 
 
 def test_nearest_identities_follow_the_classifier_weights() -> None:
@@ -42,3 +50,25 @@ def test_random_erasing_covers_a_share_of_the_image_with_the_mean_colour() -> No
         assert 0.09 <= mask.mean() <= 0.21
         rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         assert 0 in (rows[0], columns[0]) or 79 in (rows[-1], columns[-1])  # against a side: a neighbour
+
+
+@pytest.mark.slow  # two short trainings and an export
+def test_the_second_recipe_trains_resumes_and_exports_a_letterboxing_embedder(tmp_path: Path) -> None:
+    """recognition_ci.yaml with the v2 parts on: letterbox, erasing at the edges, look-alike batches from epoch 2.
+    A run resumed at the end of epoch 1 replays epoch 2 exactly: the look-alike table comes from the weights."""
+    data = make_shapes_dataset(tmp_path / "data")
+    extra = ["model.keep_ratio=true", "data.augment.erase_prob=0.5", "data.augment.erase_edge_prob=0.5",
+             "hard_negative_share=0.5", "epochs=2"]
+
+    def config(output: Path):  # noqa: ANN202 - the config type is obvious
+        return load_recognition_config(CI_CONFIG, [f"data.root={data}", f"output={output}", *extra])
+
+    whole = RecognitionTrainer(config(tmp_path / "whole")).train()
+    resumed = RecognitionTrainer(config(tmp_path / "resumed"))
+    resumed.resume(tmp_path / "whole" / "checkpoints" / "epoch_0001")
+    replayed = resumed.train()
+    np.testing.assert_allclose(replayed.losses, whole.losses[len(whole.losses) - len(replayed.losses):], rtol=1e-5)
+    assert replayed.export_dir is not None
+    manifest = json.loads((replayed.export_dir / "manifest.json").read_text())
+    assert manifest["preprocess"]["keep_ratio"] is True and manifest["preprocess"]["pad"] is True
+    assert manifest["provenance"]["recipe"]["hard_negative_share"] == 0.5

@@ -188,10 +188,12 @@ class RecognitionTrainer:
         """Nearest classes by the classifier's weights (a function of the weights: a resumed epoch gets the same)."""
         if not self.config.hard_negative_share:
             return None
-        head = self.arc_head.weight if self.arc_head is not None else getattr(self.model.head, "fc", None)
-        if head is None:
+        if self.arc_head is not None:
+            weights = self.arc_head.weight  # [D, C]
+        elif self.model.head is not None:
+            weights = self.model.head.fc.weight  # paddle's Linear keeps [in, out] = [D, C] too
+        else:
             return None
-        weights = head.weight if hasattr(head, "weight") else head
         return nearest_identities(np.asarray(weights.numpy(), dtype=np.float32), self.config.hard_negative_neighbours)
 
     def _optimizer_step(self, sampler: PKSampler, augment_rng: np.random.Generator) -> dict[str, float]:
