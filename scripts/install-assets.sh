@@ -5,6 +5,9 @@
 #   scripts/install-assets.sh            npm packages + the small Debian wallpaper sets (default)
 #   scripts/install-assets.sh --minimal  npm packages only: enough for the tests and the demo gallery
 #   scripts/install-assets.sh --full     default + plasma wallpapers + openclipart-png (131 MB) for full datasets
+#   scripts/install-assets.sh --heldout  npm packages + the families kept out of training (openmoji, twemoji,
+#                                        flag-icons, cryptocurrency-icons; 290 MB in all) for
+#                                        `shitu data synth --families heldout`; no Debian package
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +15,8 @@ PREFIX="${SHITU_ASSETS_DIR:-$ROOT/.cache/assets}"
 
 # Pinned versions: synth.json records them, and the same seed gives the same bytes only with the same assets.
 NPM_PACKAGES=("@iconify-json/logos@1.2.19" "simple-icons@16.37.0" "fluentui-emoji@1.3.0")
+# Never trained on (GUIDE.md): they measure generalisation to artwork of other families.
+NPM_HELDOUT=("openmoji@17.0.0" "@twemoji/svg@15.0.0" "flag-icons@7.5.0" "cryptocurrency-icons@0.18.1")
 DEBIAN_SMALL=(mate-backgrounds gnome-backgrounds)
 DEBIAN_FULL=(plasma-workspace-wallpapers openclipart-png)
 
@@ -20,11 +25,16 @@ case "${1:-}" in
   "") ;;
   --minimal) level="minimal" ;;
   --full) level="full" ;;
-  *) echo "usage: $0 [--minimal|--full]" >&2; exit 2 ;;
+  --heldout) level="heldout" ;;
+  *) echo "usage: $0 [--minimal|--full|--heldout]" >&2; exit 2 ;;
 esac
 
+wanted=("${NPM_PACKAGES[@]}")
+installed_heldout="$PREFIX/node_modules/flag-icons/package.json"
+# Once installed, the held-out families stay in every later install (see the prune note below).
+[[ "$level" != "heldout" && ! -f "$installed_heldout" ]] || wanted+=("${NPM_HELDOUT[@]}")
 npm_missing=()
-for spec in "${NPM_PACKAGES[@]}"; do
+for spec in "${wanted[@]}"; do
   name="${spec%@*}"
   version="${spec##*@}"
   manifest="$PREFIX/node_modules/$name/package.json"
@@ -35,12 +45,13 @@ done
 if ((${#npm_missing[@]})); then
   command -v npm >/dev/null || { echo "npm is needed to install ${npm_missing[*]}" >&2; exit 1; }
   mkdir -p "$PREFIX"
-  # --no-save into a private prefix: the repo has no package.json and must not get one.
-  npm install --silent --no-audit --no-fund --no-save --prefix "$PREFIX" "${npm_missing[@]}"
+  # --no-save into a private prefix: the repo has no package.json and must not get one. Without one, npm prunes
+  # every package the command does not name, so one command names them all, not only the missing ones.
+  npm install --silent --no-audit --no-fund --no-save --prefix "$PREFIX" "${wanted[@]}"
 fi
 
 debian=()
-[[ "$level" == "minimal" ]] || debian+=("${DEBIAN_SMALL[@]}")
+[[ "$level" == "minimal" || "$level" == "heldout" ]] || debian+=("${DEBIAN_SMALL[@]}")
 [[ "$level" != "full" ]] || debian+=("${DEBIAN_FULL[@]}")
 apt_missing=()
 for package in "${debian[@]}"; do

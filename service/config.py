@@ -77,12 +77,23 @@ class ModelSettings(BaseModel):
         return self.resolve(self.detector) if self.detector else None
 
 
+class MinScoreSource(str, Enum):
+    manifest = "manifest"  # calibrated on validation classes by `shitu eval --record`
+    gallery = "gallery"  # suggested by the gallery's own images (service/gallery/threshold.py)
+
+
 class PipelineSettings(BaseModel):
     """The one holder of the defaults of ``POST /recognize``; ``None`` means: take the model manifest's value."""
 
     detection_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_detections: int | None = Field(None, ge=1, le=100)
     min_score: float | None = Field(None, ge=-1.0, le=1.0, description="cosine score a match needs")
+    min_score_source: MinScoreSource = Field(
+        MinScoreSource.manifest,
+        description="where the default min_score comes from when min_score is not set: the embedder manifest's "
+        "calibration, or the gallery's own suggestion (/info gallery_threshold; the manifest's until the gallery "
+        "has gallery.threshold_min_items items)",
+    )
     whole_image: WholeImage = WholeImage.always
     top_k: int = Field(5, ge=1, le=100, description="distinct items returned per object")
     nms_iou: float = Field(0.05, ge=0.0, le=1.0, description="IoU above which a lower-scored result is dropped")
@@ -111,6 +122,13 @@ class GallerySettings(BaseModel):
     rebuild_deleted_fraction: float = Field(0.2, gt=0.0, le=1.0, description="HNSW rebuild trigger")
     search_threads: int = Field(1, ge=1, description="faiss OpenMP threads; requests already search in parallel")
     detect_on_enroll: bool = Field(True, description="crop the main object when a detector is loaded")
+    # The gallery's own min_score suggestion (service/gallery/threshold.py), shown in /info and used with
+    # pipeline.min_score_source=gallery.
+    threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0,
+                                      description="quantile of the images' best scores against other items")
+    threshold_max_images: int = Field(2000, ge=2, description="images sampled (evenly) for the estimate")
+    threshold_min_items: int = Field(10, ge=2, description="fewer items: no suggestion (the manifest's applies)")
+    threshold_refresh_s: float = Field(30.0, ge=0.0, description="an estimate is recomputed at most this often")
     demo: Path | None = Field(None, description="PaddleClas list file imported when the gallery is empty")
 
 

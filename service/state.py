@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.config import Settings
+from service.config import MinScoreSource, Settings
 from service.errors import Overloaded, RequestTimeout
 from service.gallery import Gallery, read_list_file
+from service.gallery.threshold import GalleryThreshold, ThresholdEstimator
 from service.importing import import_entries
 from service.inference.models import WorkerPool, load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
@@ -50,7 +51,8 @@ class ServiceState:
     recognizer: Recognizer
     pool: WorkerPool
     gallery: Gallery
-    defaults: RecognizeOptions
+    defaults: RecognizeOptions  # settings over the manifests
+    threshold: ThresholdEstimator
     in_flight: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
 
     @property
@@ -58,10 +60,31 @@ class ServiceState:
         detector = self.recognizer.detector
         return self.recognizer.embedder.manifest.model_id, detector.manifest.model_id if detector else None
 
-    def options(self, **overrides: Any) -> RecognizeOptions:
-        """The defaults with a request's given fields (``None``: not given)."""
+    @property
+    def uses_gallery_threshold(self) -> bool:
+        """``pipeline.min_score_source=gallery`` and no explicit ``pipeline.min_score``."""
+        pipeline = self.settings.pipeline
+        return pipeline.min_score_source is MinScoreSource.gallery and pipeline.min_score is None
+
+    def gallery_threshold(self) -> GalleryThreshold:
+        """Blocking when the estimate is stale: call it from a thread."""
+        return self.threshold.current()
+
+    def effective_defaults(self, threshold: GalleryThreshold | None = None) -> RecognizeOptions:
+        """The defaults, with the gallery's suggested min_score where the settings ask for it and it exists."""
+        if not self.uses_gallery_threshold:
+            return self.defaults
+        suggested = (threshold or self.gallery_threshold()).suggested_min_score
+        return self.defaults if suggested is None else self.defaults.with_min_score(suggested)
+
+    async def request_defaults(self) -> RecognizeOptions:
+        return await asyncio.to_thread(self.effective_defaults) if self.uses_gallery_threshold else self.defaults
+
+    def options(self, base: RecognizeOptions | None = None, **overrides: Any) -> RecognizeOptions:
+        """``base`` (the defaults when None) with a request's given fields (``None``: not given)."""
+        base = base or self.defaults
         given = {name: value for name, value in overrides.items() if value is not None}
-        options = self.defaults.with_min_score(given.pop("min_score")) if "min_score" in given else self.defaults
+        options = base.with_min_score(given.pop("min_score")) if "min_score" in given else base
         return replace(options, **given)
 
     @asynccontextmanager
@@ -110,7 +133,8 @@ def open_state(settings: Settings) -> ServiceState:
         _import_demo(settings.gallery.demo, recognizer, gallery, settings, defaults)
     pool = WorkerPool(recognizer, settings.limits.inference_workers, warmup=settings.runtime.warmup)
     pool.prepare(settings.limits.inference_workers)
-    return ServiceState(settings=settings, recognizer=recognizer, pool=pool, gallery=gallery, defaults=defaults)
+    return ServiceState(settings=settings, recognizer=recognizer, pool=pool, gallery=gallery, defaults=defaults,
+                        threshold=ThresholdEstimator(gallery, settings.gallery))
 
 
 def _import_demo(list_file: Path, recognizer: Recognizer, gallery: Gallery, settings: Settings,

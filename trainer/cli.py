@@ -70,6 +70,9 @@ def export_rec(
     input_size: int | None = typer.Option(
         None, "--input-size", min=16, help="square input side the weights were trained at (default: 224)"
     ),
+    keep_ratio: bool = typer.Option(
+        False, "--keep-ratio", help="letterbox crops (aspect kept, padded), as a recipe with model.keep_ratio trained"
+    ),
 ) -> None:
     """Export a recognition model: a PaddleClas GeneralRecognitionV2 or trainer checkpoint → inference model."""
     from trainer.checkpoint import CheckpointMismatch
@@ -93,6 +96,7 @@ def export_rec(
                 version=version,
                 match_threshold=match_threshold,
                 input_size=input_size,
+                keep_ratio=keep_ratio,
             )
         except CheckpointMismatch as error:
             typer.echo(f"error: {error}", err=True)
@@ -183,6 +187,10 @@ def data_synth(
     open_set_share: float = typer.Option(0.2, min=0.0, max=0.9, help="val/test brands kept out of the gallery"),
     shelf_share: float = typer.Option(0.3, min=0.0, help="dense shelf scenes (5-30 products) per standard scene"),
     empty_share: float = typer.Option(0.1, min=0.0, help="scenes without any product per standard scene"),
+    products: str = typer.Option("card", help="card: flat cards (the first embedder's data); package: a can, "
+                                 "bottle, box, pouch or label per class, catalogue views and shop photos"),
+    families: str = typer.Option("training", help="training: the families fine for training; heldout: openmoji, "
+                                 "twemoji, flag-icons, cryptocurrency-icons (evaluation only, no train split)"),
     workers: int = typer.Option(0, min=0, help="worker processes (0: one per CPU); the output does not depend on it"),
     assets: Path | None = typer.Option(None, help="npm asset prefix (default: .cache/assets or $SHITU_ASSETS_DIR)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier dataset in --out"),
@@ -192,7 +200,7 @@ def data_synth(
 
     run_synth(
         out, seed, classes, scenes_per_class, difficulty, knobs, gallery_views, scene_size, open_set_share, workers,
-        assets, overwrite, shelf_share=shelf_share, empty_share=empty_share,
+        assets, overwrite, shelf_share=shelf_share, empty_share=empty_share, products=products, families=families,
     )
 
 

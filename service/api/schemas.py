@@ -190,6 +190,18 @@ class ModelInfo(BaseModel):
     provenance: dict[str, Any] | None = Field(description="how it was made; null without the details scope")
 
 
+class GalleryThresholdInfo(BaseModel):
+    """The gallery's own min_score suggestion: a quantile of its images' best scores against other items."""
+
+    suggested_min_score: float | None = Field(description="null while the gallery has too few items")
+    quantile: float
+    images_sampled: int
+    items: int
+    median_nearest_other: float | None = Field(description="the typical best score against another item")
+    min_score_source: str = Field(description="pipeline.min_score_source: manifest | gallery")
+    in_use: bool = Field(description="the suggestion is the default min_score now")
+
+
 class InfoResponse(BaseModel):
     version: str
     embedder: ModelInfo
@@ -197,5 +209,6 @@ class InfoResponse(BaseModel):
     embedding_dim: int
     gallery: dict[str, Any]
     defaults: dict[str, Any]
+    gallery_threshold: GalleryThresholdInfo
     runtime: dict[str, Any] | None = Field(description="null without the details scope")
     limits: dict[str, Any] | None = Field(description="null without the details scope")

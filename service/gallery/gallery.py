@@ -126,6 +126,12 @@ class Gallery:
         self._ensure_open()
         return [(image, label) for image, label, _ in self._store.iter_images()]
 
+    def embeddings(self) -> tuple[list[str], NDArray[np.float32]]:
+        """Every stored image's item id and embedding (N x dim), in enrolment order (``service.gallery.threshold``)."""
+        self._ensure_open()
+        _, vectors, owners = self._store.index_rows(self.embedding_dim)
+        return [item_id for _, item_id in owners], vectors
+
     def search(self, embeddings: NDArray[np.float32], top_k: int) -> list[list[GalleryMatch]]:
         """Per query row, up to ``top_k`` distinct items (each with its best image), best first."""
         queries = validation.check_queries(embeddings, self.embedding_dim)

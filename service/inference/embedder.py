@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.errors import ModelError
-from service.inference.image import RGBImage, normalize, resize
+from service.inference.image import RGBImage, fit, normalize
 from service.inference.manifest import ModelKind, ModelManifest
 from service.inference.session import Session
 
@@ -17,6 +17,9 @@ class Embedder:
     def __init__(self, session: Session, manifest: ModelManifest, *, max_batch_size: int) -> None:
         if manifest.kind is not ModelKind.embedder or manifest.embedding_dim is None:
             raise ModelError(f"{manifest.name} is a {manifest.kind.value} model, not an embedder")
+        if manifest.preprocess.keep_ratio and not manifest.preprocess.pad:
+            raise ModelError(f"{manifest.name}: preprocess.keep_ratio without pad gives crops of other sizes than "
+                             "the model's input; set preprocess.pad (letterbox)")
         if len(session.input_names) != 1:
             raise ModelError(f"an embedder takes one input, {manifest.name} takes {list(session.input_names)}")
         self.session = session
@@ -31,7 +34,7 @@ class Embedder:
         if not crops:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         preprocess = self.manifest.preprocess
-        batch = np.stack([normalize(resize(crop, preprocess)[0], preprocess) for crop in crops])
+        batch = np.stack([normalize(fit(crop, preprocess), preprocess) for crop in crops])
         size = self.max_batch_size
         features = [self._run(batch[start : start + size]) for start in range(0, len(batch), size)]
         return l2_normalize(np.concatenate(features))

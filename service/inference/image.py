@@ -168,6 +168,23 @@ def resize(pixels: RGBImage, preprocess: Preprocess) -> tuple[RGBImage, tuple[fl
     return cast(RGBImage, resized), (scale_y, scale_x)
 
 
+def fit(pixels: RGBImage, preprocess: Preprocess) -> RGBImage:
+    """An embedder's input: ``resize``, then with ``pad`` the aspect-kept image centred on a ``size`` canvas of
+    the mean colour. The one definition the service and the trainer share."""
+    resized, _ = resize(pixels, preprocess)
+    if not preprocess.pad:
+        return resized
+    target_width, target_height = preprocess.size
+    height, width = resized.shape[:2]
+    # keep_ratio rounds: the longer side may miss the size by a pixel
+    height, width = min(height, target_height), min(width, target_width)
+    canvas = np.empty((target_height, target_width, 3), np.uint8)
+    canvas[:] = preprocess.pad_colour
+    top, left = (target_height - height) // 2, (target_width - width) // 2
+    canvas[top : top + height, left : left + width] = resized[:height, :width]
+    return canvas
+
+
 def normalize(pixels: RGBImage, preprocess: Preprocess) -> NDArray[np.float32]:
     """HWC uint8 → CHW float32: ``(x * scale - mean) / std`` in the channel order the model wants."""
     if preprocess.channel_order == "BGR":

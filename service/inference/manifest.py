@@ -44,10 +44,25 @@ class Preprocess(BaseModel):
     size: tuple[int, int] = Field(description="target (width, height) in pixels")
     interpolation: Interpolation = Interpolation.linear
     keep_ratio: bool = False
+    pad: bool = Field(False, description="with keep_ratio: centre the aspect-kept image on a `size` canvas of the "
+                      "mean colour (zero after normalisation), so a tall bottle keeps its label (embedders)")
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     channel_order: Literal["RGB", "BGR"] = "RGB"
+
+    @model_validator(mode="after")
+    def _pad_keeps_the_ratio(self) -> Preprocess:
+        if self.pad and not self.keep_ratio:
+            raise ValueError("preprocess.pad needs keep_ratio (a stretched image fills the size already)")
+        return self
+
+    @property
+    def pad_colour(self) -> tuple[int, int, int]:
+        """The mean colour in pixels (0-255, the model's channel order undone): zero after normalisation."""
+        colour = tuple(max(0, min(255, round(mean / self.scale))) for mean in self.mean)
+        red, green, blue = colour if self.channel_order == "RGB" else colour[::-1]
+        return red, green, blue
 
 
 class DetectorDefaults(BaseModel):

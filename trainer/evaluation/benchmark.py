@@ -11,12 +11,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from service.config import Settings
+from service.gallery import Gallery
 from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
+from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
 from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
+from trainer.evaluation.gallery_threshold import GalleryThresholdPoint, gallery_scores, gallery_threshold_points
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, calibrate, open_set_curve, point_at
 from trainer.evaluation.recognizer_track import RecognizerResult, evaluate_recognizer
 
@@ -67,6 +73,9 @@ class EndToEndResult:
     # calibration split's answers of that source; and all of them together on the evaluated split
     source_calibrations: dict[str, Calibration] = field(default_factory=dict)
     at_source_calibrated: OpenSetPoint | None = None
+    # recall@1 of the scenes whose main object is in the gallery, per family and package kind of that object
+    breakdown: dict[str, dict[str, GroupRecall]] = field(default_factory=dict)
+    gallery_thresholds: list[GalleryThresholdPoint] = field(default_factory=list)  # per quantile, this split
 
 
 @dataclass
@@ -172,12 +181,12 @@ def _calibration(curve: list[OpenSetPoint], queries: list[OpenSetQuery], config:
 def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data: BenchmarkSplit | None,
                 config: BenchmarkConfig, settings: Settings, options: RecognizeOptions,
                 progress: ProgressHook) -> EndToEndResult:
-    outcomes = _recognize_split(recognizer, split, settings, options, progress)
+    outcomes, nearest_other = _recognize_split(recognizer, split, settings, options, progress)
     queries = balanced([outcome.as_query() for outcome in outcomes])
     curve = open_set_curve(queries)
     calibration_curve = curve
     if calibration_data is not None:
-        calibration_outcomes = _recognize_split(recognizer, calibration_data, settings, options, progress)
+        calibration_outcomes, _ = _recognize_split(recognizer, calibration_data, settings, options, progress)
         calibration_curve = open_set_curve(balanced([outcome.as_query() for outcome in calibration_outcomes]))
     calibration = _calibration(calibration_curve, queries, config)
     calibration_queries = queries if calibration_data is None else balanced(
@@ -188,6 +197,9 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         thresholds = {source: item.chosen.min_score for source, item in by_source.items()}
         at_source_calibrated = point_at(queries, calibration.chosen.min_score, thresholds)
     known = sum(outcome.known for outcome in outcomes)
+    found = [outcome for outcome in outcomes if outcome.known]
+    breakdown = recall_by_group([split.class_groups.get(outcome.truth, {}) for outcome in found],
+                                [outcome.found_within(1) for outcome in found])
     return EndToEndResult(
         scenes=len(outcomes),
         known_scenes=known,
@@ -200,6 +212,8 @@ def _end_to_end(recognizer: Recognizer, split: BenchmarkSplit, calibration_data:
         outcomes=outcomes,
         source_calibrations=by_source,
         at_source_calibrated=at_source_calibrated,
+        breakdown=breakdown,
+        gallery_thresholds=gallery_threshold_points(nearest_other, queries),
     )
 
 
@@ -222,12 +236,19 @@ def _source_calibrations(calibration_queries: list[OpenSetQuery], queries: list[
 
 
 def _recognize_split(recognizer: Recognizer, split: BenchmarkSplit, settings: Settings, options: RecognizeOptions,
-                     progress: ProgressHook) -> list[SceneOutcome]:
+                     progress: ProgressHook) -> tuple[list[SceneOutcome], NDArray[np.float32]]:
+    """The scenes' outcomes and the registered gallery's nearest-other-item scores (its own threshold)."""
     with tempfile.TemporaryDirectory(prefix="shitu-eval-gallery-") as directory:
         advance = progress(f"end to end ({split.name}): gallery", len(split.gallery))
         gallery = build_gallery(recognizer, split.gallery, Path(directory), settings, options, advance)
         try:
             advance = progress(f"end to end ({split.name}): scenes", len(split.scenes))
-            return recognize_scenes(recognizer, gallery, split.scenes, settings, options, advance)
+            outcomes = recognize_scenes(recognizer, gallery, split.scenes, settings, options, advance)
+            return outcomes, gallery_scores(*gallery_embeddings(gallery))
         finally:
             gallery.close()
+
+
+def gallery_embeddings(gallery: Gallery) -> tuple[NDArray[np.float32], list[str]]:
+    item_ids, vectors = gallery.embeddings()
+    return vectors, item_ids

@@ -145,6 +145,8 @@ def summary(document: dict[str, Any]) -> list[str]:
             line += (f"; crops calibrated min_score {calibration['chosen']['min_score']}: "
                      f"P {point['precision']:.3f} R {point['recall']:.3f}")
         lines.append(line)
+        lines += _breakdown_lines("recognizer", result.get("breakdown", {}))
+        lines += _gallery_threshold_lines("recognizer", result.get("gallery_thresholds", []))
     if document["detector"]:
         result = document["detector"]
         line = (f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "
@@ -170,7 +172,24 @@ def summary(document: dict[str, Any]) -> list[str]:
             line += (f"; per source ({sources}): P {point['precision']:.3f} R {point['recall']:.3f} "
                      f"false accepts {point['false_accept_rate']:.3f}")
         lines.append(line)
+        lines += _breakdown_lines("end to end", result.get("breakdown", {}))
+        lines += _gallery_threshold_lines("end to end", result.get("gallery_thresholds", []))
     return lines
+
+
+def _gallery_threshold_lines(track: str, points: list[dict[str, Any]]) -> list[str]:
+    """``recognizer, gallery's own min_score: q0.9 0.62 F1 0.91, …`` (one line)."""
+    if not points:
+        return []
+    return [f"  {track} at the gallery's own min_score: " + ", ".join(
+        f"q{item['quantile']} {item['min_score']} F1 {item['point']['f1']:.3f}" for item in points)]
+
+
+def _breakdown_lines(track: str, breakdown: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """``recognizer recall@1 per package: box 0.950 (40), can 0.900 (30)``, one line per group."""
+    return [f"  {track} recall@1 per {name}: " + ", ".join(f"{value} {item['recall1']:.3f} ({item['queries']})"
+                                                        for value, item in values.items())
+            for name, values in breakdown.items()]
 
 
 def _command_line(data: Path, split: str, out: Path, embedder: Path | None, detector: Path | None, limit: int | None,

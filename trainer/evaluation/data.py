@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from service.errors import InvalidRequest
 from service.gallery import ListEntry, read_list_file
+from trainer.evaluation.breakdown import Groups, class_groups, crop_groups
 
 STANDARD_KIND = "standard"  # trainer.synth.generator.SceneKind.standard
 
@@ -57,6 +58,8 @@ class BenchmarkSplit:
     scenes: list[Scene]  # standard scenes (1-3 products, a main one)
     shelves: list[DetectionScene] = field(default_factory=list)
     empty_scenes: list[DetectionScene] = field(default_factory=list)
+    query_groups: list[Groups] = field(default_factory=list)  # per query crop: family, package, occlusion
+    class_groups: dict[str, Groups] = field(default_factory=dict)  # per class: family, package
 
     @property
     def gallery_labels(self) -> set[str]:
@@ -86,7 +89,9 @@ def load_split(data_dir: Path, split: str, *, limit: int | None = None) -> Bench
         scenes = [scene for scene in scenes if scene.known][:limit] + [s for s in scenes if not s.known][:limit]
         scenes.sort(key=lambda scene: scene.image_id)
         shelves, empty_scenes = shelves[:limit], empty_scenes[:limit]
-    return BenchmarkSplit(split, gallery, queries, open_set, scenes, shelves, empty_scenes)
+    classes = class_groups(data_dir)
+    return BenchmarkSplit(split, gallery, queries, open_set, scenes, shelves, empty_scenes,
+                          crop_groups(data_dir, queries, classes), classes)
 
 
 def class_titles(data_dir: Path) -> dict[str, str]:

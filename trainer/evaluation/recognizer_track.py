@@ -12,7 +12,9 @@ from service.config import LimitsSettings
 from service.gallery import ListEntry
 from service.inference.embedder import Embedder
 from service.inference.image import DecodeLimits, decode_image
+from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkSplit
+from trainer.evaluation.gallery_threshold import GalleryThresholdPoint, gallery_scores, gallery_threshold_points
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, point_at
 from trainer.recognition.metrics import retrieval_metrics
 
@@ -30,6 +32,10 @@ class RecognizerResult:
     open_set_queries: int  # query crops and crops of absent classes, half and half (0 without an open-set list)
     open_set_at_default: OpenSetPoint | None  # at the service's min_score
     open_set: list[OpenSetQuery] = field(default_factory=list, repr=False)  # those queries themselves
+    # recall@1 per family, package kind and occlusion (clear | occluded), where the dataset records them
+    breakdown: dict[str, dict[str, GroupRecall]] = field(default_factory=dict)
+    # the open-set point at the gallery's own suggestion, per quantile (service.gallery.threshold)
+    gallery_thresholds: list[GalleryThresholdPoint] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if key != "open_set"}
@@ -48,10 +54,12 @@ def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: Limit
     query_labels = [label_ids.setdefault(entry.label, len(label_ids)) for entry in split.queries]
     metrics = retrieval_metrics(query_features, query_labels, gallery_features, gallery_labels, topk=(1, 5))
     absent_features = embed_entries(embedder, split.open_set_queries, limits, advance)
+    known = _top1_queries(query_features, split.queries, gallery_features, split.gallery, known=True)
     queries = balanced(
-        _top1_queries(query_features, split.queries, gallery_features, split.gallery, known=True)
-        + _top1_queries(absent_features, split.open_set_queries, gallery_features, split.gallery, known=False)
+        known + _top1_queries(absent_features, split.open_set_queries, gallery_features, split.gallery, known=False)
     )
+    breakdown = recall_by_group(split.query_groups, [query.predicted == query.truth for query in known]) \
+        if split.query_groups else {}
     return RecognizerResult(
         queries=metrics.queries,
         gallery_images=len(split.gallery),
@@ -61,6 +69,9 @@ def evaluate_recognizer(embedder: Embedder, split: BenchmarkSplit, limits: Limit
         open_set_queries=len(queries),
         open_set_at_default=point_at(queries, min_score) if queries else None,
         open_set=queries,
+        breakdown=breakdown,
+        gallery_thresholds=gallery_threshold_points(
+            gallery_scores(gallery_features, [entry.label for entry in split.gallery]), queries),
     )
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from trainer.evaluation.benchmark import BenchmarkReport, EndToEndResult
+from trainer.evaluation.breakdown import GroupRecall
 from trainer.evaluation.data import class_titles
 from trainer.evaluation.end_to_end import hard_failures
+from trainer.evaluation.gallery_threshold import GalleryThresholdPoint
 from trainer.evaluation.open_set import OpenSetPoint
 from trainer.evaluation.plots import plot_failures, plot_open_set
 
@@ -66,7 +68,9 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
             point = calibration.on_evaluation_split
             lines += ["", f"min_score calibrated on the {calibration.split} crops ({calibration.rule}): "
                       f"{calibration.chosen.min_score}; here precision {point.precision:.3f}, recall "
-                      f"{point.recall:.3f}, false-accept rate {point.false_accept_rate:.3f}."]
+                      f"{point.recall:.3f}, F1 {point.f1:.3f}, false-accept rate {point.false_accept_rate:.3f}."]
+        lines += _breakdown_tables("Recognizer", result.breakdown)
+        lines += _gallery_threshold_table("Recognizer", result.gallery_thresholds)
     if report.detector is not None:
         detector = report.detector
         lines += _table(
@@ -112,10 +116,28 @@ def _end_to_end_markdown(result: EndToEndResult, default_min_score: float) -> li
     )
     if result.calibration is None:
         lines += ["", "No threshold reaches the calibration rule."]
+    lines += _breakdown_tables("End to end", result.breakdown)
+    lines += _gallery_threshold_table("End to end", result.gallery_thresholds)
     lines += ["", f"![open-set precision-recall]({CURVE_FILE})", "",
               f"Hard failures at min_score {default_min_score} (green: main object, red: the answer):", "",
               f"![hard failures]({FAILURES_FILE})"]
     return lines
+
+
+def _breakdown_tables(track: str, breakdown: dict[str, dict[str, GroupRecall]]) -> list[str]:
+    lines: list[str] = []
+    for name, values in breakdown.items():
+        lines += _table(f"{track}: recall@1 per {name}", [name, "queries", "recall@1"],
+                        [[value, item.queries, item.recall1] for value, item in values.items()])
+    return lines
+
+
+def _gallery_threshold_table(track: str, points: list[GalleryThresholdPoint]) -> list[str]:
+    if not points:
+        return []
+    return _table(f"{track}: open set at the gallery's own suggestion (quantile of its nearest-other-item scores)",
+                  ["quantile", "min_score", "precision", "recall", "F1", "false-accept rate"],
+                  [[item.quantile, *_point_row(item.point)] for item in points])
 
 
 def _marks(result: EndToEndResult) -> dict[str, OpenSetPoint]:

@@ -22,6 +22,12 @@ class AugmentConfig(ConfigSection):
     pad: int = Field(10, ge=0, description="black border added before the random crop")
     rotation_prob: float = Field(0.5, ge=0.0, le=1.0)
     rotation_degrees: float = Field(90.0, ge=0.0, le=180.0, description="angle drawn from U[-d, +d]")
+    # PP-ShiTuV2's RandomErasing (EPSILON 0.5, sl 0.02, sh 0.4, r1 0.3); 0 switches it off
+    erase_prob: float = Field(0.0, ge=0.0, le=1.0, description="chance of one erased rectangle (occlusion)")
+    erase_area: tuple[float, float] = Field((0.02, 0.4), description="erased share of the image area")
+    erase_ratio: float = Field(0.3, gt=0.0, le=1.0, description="aspect drawn from [r, 1/r] (log-uniform)")
+    erase_edge_prob: float = Field(0.0, ge=0.0, le=1.0,
+                                   description="chance that the rectangle touches a side: a neighbour in front")
 
 
 class DataConfig(ConfigSection):
@@ -54,6 +60,8 @@ class ModelConfig(ConfigSection):
     pretrained: bool = Field(False, description="ImageNet backbone weights (offline only for efficientnet_lite0)")
     init_checkpoint: Path | None = Field(None, description="a .pdparams to start from, e.g. PP-ShiTuV2's; head skipped")
     head: Literal["fc", "arc_margin"] = "fc"
+    keep_ratio: bool = Field(False, description="deploy preprocessing keeps the aspect and pads to the square "
+                             "input (manifest preprocess.keep_ratio + pad): a tall bottle keeps its label")
     arc_scale: float = Field(30.0, gt=0.0, description="ArcMargin s")
     arc_margin: float = Field(0.15, ge=0.0, lt=1.5, description="ArcMargin m in radians")
 
@@ -95,6 +103,10 @@ class TrainRecognitionConfig(ConfigSection):
     max_iterations: int | None = Field(None, ge=1, description="stop early after this many optimizer steps")
     batch_size: int = Field(256, ge=2, description="images per forward pass (P identities x K images)")
     images_per_id: int = Field(4, ge=2, description="K of the PK sampler")
+    hard_negative_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of a batch's identities drawn as look-alikes of the others "
+        "(nearest by the classifier's weights, refreshed each epoch from the second on)")
+    hard_negative_neighbours: int = Field(8, ge=1, description="look-alikes kept per class")
     accumulate_steps: int = Field(1, ge=1, description="forward passes per optimizer step")
     amp: bool = Field(False, description="float16 autocast with loss scaling; used only on a GPU")
     device: Literal["cpu", "gpu"] = "cpu"

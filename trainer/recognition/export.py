@@ -58,16 +58,20 @@ def export_recognition(
     provenance: dict | None = None,
     match_threshold: float = DEFAULT_MATCH_THRESHOLD,
     input_size: int | None = None,
+    keep_ratio: bool = False,
 ) -> ModelManifest:
     """Export ``model`` (not modified) into ``out_dir`` and return the manifest written beside it.
 
-    ``input_size`` (square side) replaces the architecture's 224 for a model trained at another size.
+    ``input_size`` (square side) replaces the architecture's 224 for a model trained at another size;
+    ``keep_ratio`` letterboxes crops (aspect kept, padded with the mean colour) as the model was trained.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     preprocess = model.preprocess
     if input_size is not None:
         preprocess = preprocess.model_copy(update={"size": (input_size, input_size)})
+    if keep_ratio:
+        preprocess = preprocess.model_copy(update={"keep_ratio": True, "pad": True})
     width, height = preprocess.size
     graph = _FeatureGraph(_inference_copy(model))
     graph.eval()
@@ -124,6 +128,7 @@ def export_recognition_checkpoint(
     version: str,
     match_threshold: float = DEFAULT_MATCH_THRESHOLD,
     input_size: int | None = None,
+    keep_ratio: bool = False,
 ) -> ModelManifest:
     """A ``.pdparams`` checkpoint (PaddleClas GeneralRecognitionV2, or the trainer's own) → inference directory.
 
@@ -145,4 +150,5 @@ def export_recognition_checkpoint(
         provenance=provenance,
         match_threshold=match_threshold,
         input_size=input_size,
+        keep_ratio=keep_ratio,
     )

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import paddle
+from numpy.typing import NDArray
 
+from service.inference.manifest import Preprocess
 from trainer.frozen_trunk import FrozenTrunk, network_input
 from trainer.models.recognition import build_recognition_model, load_recognition_checkpoint
 from trainer.recognition.checkpoints import (
@@ -33,7 +35,7 @@ from trainer.recognition.config import TrainRecognitionConfig
 from trainer.recognition.data.augment import TrainAugment
 from trainer.recognition.data.dataset import BatchLoader, RecognitionDataset
 from trainer.recognition.data.labels import class_index, read_label_list
-from trainer.recognition.data.sampler import PKSampler, identity_weights
+from trainer.recognition.data.sampler import PKSampler, identity_weights, nearest_identities
 from trainer.recognition.evaluate import build_evaluation, evaluate
 from trainer.recognition.export import export_recognition
 from trainer.recognition.losses import ArcMarginHead, RecognitionLoss
@@ -76,9 +78,10 @@ class RecognitionTrainer:
         if config.model.init_checkpoint is not None:
             load_recognition_checkpoint(self.model, config.model.init_checkpoint, skip_head=True)
         self.arc_head = self._arc_head()
-        self.train_set = RecognitionDataset(entries, TrainAugment(data.augment, self.model.preprocess))
+        self.preprocess = deploy_preprocess(self.model.preprocess, config.model.keep_ratio)
+        self.train_set = RecognitionDataset(entries, TrainAugment(data.augment, self.preprocess))
         self.train_loader = BatchLoader(self.train_set, data.num_workers)
-        self.evaluation = build_evaluation(data, self.model.preprocess)
+        self.evaluation = build_evaluation(data, self.preprocess)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_set) / config.global_batch))
         self.frozen = self._configure_stages()
         self.trunk = self._frozen_trunk()
@@ -160,6 +163,8 @@ class RecognitionTrainer:
             self.config.images_per_id,
             id_weights=weights,
             seed=self.config.seed + epoch,
+            neighbours=self._look_alikes() if epoch > 0 else None,
+            hard_share=self.config.hard_negative_share,
         )
         augment_rng = np.random.default_rng([self.config.seed, epoch])
         set_training_mode(self.model, self.frozen)
@@ -178,6 +183,18 @@ class RecognitionTrainer:
         if self.train_set.skipped:
             logger.warning("%d unreadable training images skipped so far", self.train_set.skipped)
         return losses
+
+    def _look_alikes(self) -> NDArray[np.int64] | None:
+        """Nearest classes by the classifier's weights (a function of the weights: a resumed epoch gets the same)."""
+        if not self.config.hard_negative_share:
+            return None
+        if self.arc_head is not None:
+            weights = self.arc_head.weight  # [D, C]
+        elif self.model.head is not None:
+            weights = self.model.head.fc.weight  # paddle's Linear keeps [in, out] = [D, C] too
+        else:
+            return None
+        return nearest_identities(np.asarray(weights.numpy(), dtype=np.float32), self.config.hard_negative_neighbours)
 
     def _optimizer_step(self, sampler: PKSampler, augment_rng: np.random.Generator) -> dict[str, float]:
         accumulate = self.config.accumulate_steps
@@ -279,8 +296,14 @@ class RecognitionTrainer:
             version=self.config.export_version,
             provenance=provenance,
             input_size=self.config.data.augment.image_size,
+            keep_ratio=self.config.model.keep_ratio,
         )
         return out_dir
+
+
+def deploy_preprocess(preprocess: Preprocess, keep_ratio: bool) -> Preprocess:
+    """The architecture's preprocessing, letterboxed (aspect kept, padded) when the recipe says so."""
+    return preprocess.model_copy(update={"keep_ratio": True, "pad": True}) if keep_ratio else preprocess
 
 
 def synth_summary(root: Path) -> dict | None:

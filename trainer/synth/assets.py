@@ -24,6 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "scripts/install-assets.sh (or `make assets`)"
 OPENCLIPART_DIR = Path("/usr/share/openclipart/png")
 NPM_PACKAGES = ("@iconify-json/logos", "simple-icons", "fluentui-emoji")
+# Families never trained on (GUIDE.md): they measure generalisation to other artwork (`--families heldout`).
+HELDOUT_NPM_PACKAGES = ("openmoji", "@twemoji/svg", "flag-icons", "cryptocurrency-icons")
 SHIPPABLE_LICENCES = frozenset({"CC0-1.0", "MIT", "public-domain"})
 # Clip-art categories whose items read as products; every category can serve as a distractor.
 PRODUCT_CATEGORIES = frozenset(
@@ -81,9 +83,63 @@ def require_npm_assets(assets_dir: Path) -> Path:
     return modules
 
 
-def npm_versions(assets_dir: Path) -> dict[str, str]:
+def require_heldout_assets(assets_dir: Path) -> Path:
+    modules = require_npm_assets(assets_dir)
+    missing = [name for name in HELDOUT_NPM_PACKAGES if not (modules / name / "package.json").is_file()]
+    if missing:
+        raise AssetsMissingError(
+            f"held-out families {', '.join(missing)} not found under {modules}; run scripts/install-assets.sh --heldout"
+        )
+    return modules
+
+
+def npm_versions(assets_dir: Path, packages: tuple[str, ...] = NPM_PACKAGES) -> dict[str, str]:
     modules = node_modules(assets_dir)
-    return {name: json.loads((modules / name / "package.json").read_text())["version"] for name in NPM_PACKAGES}
+    return {name: json.loads((modules / name / "package.json").read_text())["version"] for name in packages}
+
+
+def openmoji(modules: Path) -> list[ObjectAsset]:
+    """OpenMoji colour SVGs (CC-BY-SA-4.0): evaluation only."""
+    folder = modules / "openmoji/color/svg"
+    return [_heldout_svg(path, modules, "openmoji", codepoint_key(path.stem), "CC-BY-SA-4.0")
+            for path in sorted(folder.glob("*.svg"))]
+
+
+def twemoji(modules: Path) -> list[ObjectAsset]:
+    """Twemoji SVGs (graphics CC-BY-4.0): evaluation only."""
+    folder = modules / "@twemoji/svg"
+    return [_heldout_svg(path, modules, "twemoji", codepoint_key(path.stem), "CC-BY-4.0")
+            for path in sorted(folder.glob("*.svg"))]
+
+
+def flag_icons(modules: Path) -> list[ObjectAsset]:
+    """Country flags, 4x3 (MIT): flat, and full of look-alikes (Norway/Iceland, Chad/Romania)."""
+    countries = json.loads((modules / "flag-icons/country.json").read_text(encoding="utf-8"))
+    assets = []
+    for country in countries:
+        path = modules / "flag-icons" / country["flag_4x3"]
+        if path.is_file():
+            assets.append(ObjectAsset(f"flag-icons:{country['code']}", "flag-icons", f"flag:{country['code']}", "MIT",
+                                      country["name"], str(path.relative_to(modules))))
+    return sorted(assets, key=lambda asset: asset.name)
+
+
+def cryptocurrency_icons(modules: Path) -> list[ObjectAsset]:
+    """Round coin logos, colour style (CC0-1.0)."""
+    folder = modules / "cryptocurrency-icons/svg/color"
+    return [_heldout_svg(path, modules, "cryptocurrency-icons", f"coin:{path.stem.lower()}", "CC0-1.0")
+            for path in sorted(folder.glob("*.svg"))]
+
+
+def codepoint_key(stem: str) -> str:
+    """OpenMoji's ``1F600`` and Twemoji's ``1f600`` (without the ``FE0F`` selector) share a key."""
+    parts = [part for part in stem.lower().split("-") if part != "fe0f"]
+    return "emoji-codepoint:" + "-".join(parts)
+
+
+def _heldout_svg(path: Path, modules: Path, source: str, key: str, licence: str) -> ObjectAsset:
+    return ObjectAsset(f"{source}:{path.stem}", source, key, licence, _title(path.stem),
+                       str(path.relative_to(modules)))
 
 
 def iconify_logos(modules: Path) -> list[ObjectAsset]:

@@ -42,9 +42,15 @@ class Catalog:
     backgrounds: list[BackgroundAsset]
     versions: dict[str, str]
     modules: Path
+    heldout: bool = False  # the families kept out of training (no train split)
 
 
-def discover_catalog(assets_dir: Path) -> Catalog:
+def discover_catalog(assets_dir: Path, families: str = "training") -> Catalog:
+    """``training``: the families fine for training; ``heldout``: the ones kept out of it (evaluation only)."""
+    if families == "heldout":
+        return _heldout_catalog(assets_dir)
+    if families != "training":
+        raise ValueError(f"unknown families {families!r}: training or heldout")
     modules = assets.require_npm_assets(assets_dir)
     emoji = _default_skin_tones(assets.fluentui_emoji(modules, "modern"))
     clipart = assets.openclipart()
@@ -60,12 +66,33 @@ def discover_catalog(assets_dir: Path) -> Catalog:
     return Catalog(products, distractors, backgrounds.discover_backgrounds(), versions, modules)
 
 
-def choose_classes(products: list[ObjectAsset], count: int | None, open_set_share: float) -> list[ProductClass]:
-    """``count`` classes (all when ``None``) shared 70/10/20 over the splits; ids are contiguous from train."""
+def _heldout_catalog(assets_dir: Path) -> Catalog:
+    """OpenMoji and Twemoji share their code points: each code point goes to one of them (by hash), so one
+    benchmark never holds the same emoji twice as two products."""
+    modules = assets.require_heldout_assets(assets_dir)
+    emoji = [asset for asset in [*assets.openmoji(modules), *assets.twemoji(modules)]
+             if (stable_hash("family:" + asset.key) % 2 == 0) == (asset.source == "openmoji")]
+    products = [*emoji, *assets.flag_icons(modules), *assets.cryptocurrency_icons(modules)]
+    training = _default_skin_tones(assets.fluentui_emoji(modules, "flat"))
+    versions = {**assets.npm_versions(assets_dir, assets.NPM_PACKAGES + assets.HELDOUT_NPM_PACKAGES),
+                **backgrounds.versions(), **debian_versions(), **library_versions()}
+    return Catalog(products, assets.openclipart() or training, backgrounds.discover_backgrounds(), versions, modules,
+                   heldout=True)
+
+
+def choose_classes(products: list[ObjectAsset], count: int | None, open_set_share: float, heldout: bool = False
+                   ) -> list[ProductClass]:
+    """``count`` classes (all when ``None``) shared 70/10/20 over the splits; ids are contiguous from train.
+
+    ``heldout`` (families never trained on): no train split; the val bucket stays val (to calibrate ``min_score``)
+    and every other bucket is test, shared 10/90 by ``count``.
+    """
     by_split: dict[Split, list[ObjectAsset]] = {split: [] for split in SPLITS}
     for asset in products:
-        by_split[split_of_key(asset.key)].append(asset)
-    quotas = _quotas(count, {split: len(members) for split, members in by_split.items()})
+        split = split_of_key(asset.key)
+        by_split[Split.test if heldout and split is Split.train else split].append(asset)
+    available = {split: len(members) for split, members in by_split.items()}
+    quotas = _heldout_quotas(count, available) if heldout else _quotas(count, available)
     classes: list[ProductClass] = []
     for split in SPLITS:
         ranked = sorted(by_split[split], key=lambda asset: (stable_hash("select:" + asset.name), asset.name))
@@ -107,6 +134,14 @@ def debian_versions() -> dict[str, str]:
         if status == "installed":
             versions[package] = version
     return versions
+
+
+def _heldout_quotas(count: int | None, available: dict[Split, int]) -> dict[Split, int]:
+    if count is None:
+        return dict(available)
+    val = max(1, math.floor(count * 0.1)) if count >= 3 else 0
+    wanted = {Split.train: 0, Split.val: val, Split.test: count - val}
+    return {split: min(value, available[split]) for split, value in wanted.items()}
 
 
 def _quotas(count: int | None, available: dict[Split, int]) -> dict[Split, int]:

@@ -45,9 +45,13 @@ def run_synth(
     *,
     shelf_share: float = 0.3,
     empty_share: float = 0.1,
+    products: str = "card",
+    families: str = "training",
 ) -> None:
     try:
         options = SynthOptions(
+            products=products,
+            families=families,
             shelf_share=shelf_share,
             empty_share=empty_share,
             seed=seed,
@@ -60,7 +64,7 @@ def run_synth(
             difficulty=difficulty_with_overrides(difficulty, knobs),
         )
         prepare_output(out, overwrite, SYNTH_OUTPUTS)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, FileExistsError) as error:  # pydantic's ValidationError is a ValueError
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

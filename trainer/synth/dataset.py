@@ -13,6 +13,7 @@ so readers that default their image root to the list's folder need no option::
     recognition/<val|test>_gallery_list.txt  views of the classes in the gallery
     recognition/<val|test>_query_list.txt    crops of those classes
     recognition/<val|test>_openset_list.txt  crops of classes kept out of the gallery (rejection tuning)
+    recognition/crop_attributes.json         package datasets: the hidden share of each crop's product
     detection/<split>.json                   COCO, one category ``foreground``, ``main_annotation_id`` and
                                              ``scene_kind`` per image
 """
@@ -25,10 +26,12 @@ from typing import Any
 
 from trainer.synth.catalog import Catalog, ProductClass, choose_classes, discover_catalog
 from trainer.synth.generator import SceneRecord, SynthOptions, ViewRecord, generate
+from trainer.synth.packaging import package_kind
 from trainer.synth.splits import SPLITS, Split, split_of_key
 from trainer.synth.writer import Annotation, DetectionImage, coco_document, write_json, write_label_list
 
 FORMAT_VERSION = 1
+CROP_ATTRIBUTES = "crop_attributes.json"  # package datasets: {crop path: {"occluded": share}}
 UP = "../"  # from recognition/ and detection/ to images/
 SYNTH_OUTPUTS = ("images", "recognition", "detection", "classes.json", "synth.json")
 
@@ -44,16 +47,18 @@ def synthesize(
 ) -> dict[str, Any]:
     """Writes the dataset and returns the content of ``synth.json``."""
     out = Path(out)
-    catalog = catalog or discover_catalog(assets_dir)
-    classes = choose_classes(catalog.products, options.classes, options.open_set_share)
+    catalog = catalog or discover_catalog(assets_dir, options.families)
+    classes = choose_classes(catalog.products, options.classes, options.open_set_share, heldout=catalog.heldout)
     distractors = split_distractors(catalog, classes)
     scenes, views = generate(out, options, catalog, classes, distractors, workers, progress, on_total)
     counts = write_recognition_lists(out / "recognition", classes, scenes, views)
+    if options.products == "package":
+        write_json(out / "recognition" / CROP_ATTRIBUTES, crop_attributes(scenes))
     for split in SPLITS:
         images = [_detection_image(record, options.scene_size) for record in scenes if record.split is split]
         write_json(out / "detection" / f"{split.value}.json", coco_document(images, f"shitu synth {split.value}"))
         counts[f"detection_{split.value}_images"] = len(images)
-    write_json(out / "classes.json", [_class_entry(item) for item in classes])
+    write_json(out / "classes.json", [_class_entry(item, options.products == "package") for item in classes])
     summary = {
         "format_version": FORMAT_VERSION,
         "options": options.model_dump(mode="json"),
@@ -109,8 +114,15 @@ def _detection_image(record: SceneRecord, size: int) -> DetectionImage:
     return DetectionImage(UP + record.file, size, size, record.background, annotations, record.kind.value)
 
 
-def _class_entry(item: ProductClass) -> dict[str, Any]:
-    return {
+def crop_attributes(scenes: list[SceneRecord]) -> dict[str, dict[str, Any]]:
+    """Per GT crop (as the lists name it): the share of the product hidden by neighbours or bars."""
+    return {UP + target.crop_file: {"occluded": target.occluded}
+            for scene in scenes for target in scene.targets if target.crop_file is not None}
+
+
+def _class_entry(item: ProductClass, packaged: bool) -> dict[str, Any]:
+    extra = {"package": package_kind(item.asset.name).value} if packaged else {}
+    return extra | {
         "id": item.class_id,
         "name": item.asset.name,
         "title": item.asset.title,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -23,10 +24,13 @@ from trainer.synth.assets import ObjectAsset, load_object
 from trainer.synth.cards import flatten_card
 from trainer.synth.catalog import Catalog, ProductClass, render_product
 from trainer.synth.difficulty import Difficulty
+from trainer.synth.packaging import PackageDesign, design_package, package_kind, render_package
 from trainer.synth.scenes import compose_empty, compose_scene, compose_shelf, crop, decode_jpeg, encode_jpeg
-from trainer.synth.splits import SPLITS, Split
+from trainer.synth.shop import catalogue_view, compose_shop_photo
+from trainer.synth.splits import SPLITS, Split, stable_hash
 
 SCENE_STREAM, VIEW_STREAM, SHELF_STREAM, EMPTY_STREAM = 1, 2, 3, 4
+PACKAGE_STREAM = 0x9AC4  # a class's package design: from its name, like its card
 CROP_QUALITY = 95
 DISTRACTOR_SIDE = 256
 # Gallery views: a shop's own photos of a product, close to the clean card.
@@ -59,6 +63,10 @@ class SynthOptions(BaseModel):
     shelf_share: float = Field(0.3, ge=0, description="dense shelf scenes per standard scene of a split")
     shelf_products: tuple[int, int] = Field((5, 30), description="products per shelf scene (fewer when full)")
     empty_share: float = Field(0.1, ge=0, description="scenes without any product per standard scene")
+    # card: every product a flat card (the first embedder's data); package: a can, bottle, box, pouch or label
+    # per class, catalogue views in the gallery and shop photos as queries
+    products: Literal["card", "package"] = "card"
+    families: Literal["training", "heldout"] = "training"  # heldout: families never trained on (evaluation)
 
     def kind_count(self, kind: SceneKind, standard: int) -> int:
         share = {SceneKind.standard: 1.0, SceneKind.shelf: self.shelf_share, SceneKind.empty: self.empty_share}
@@ -78,6 +86,7 @@ class TargetRecord:
     area: int
     crop_file: str | None  # standard scenes only: shelf products are too small and hidden to be queries
     hidden: bool = False  # mostly hidden shelf product: an ignore region (COCO iscrowd)
+    occluded: float | None = None  # package photos: share of the silhouette hidden by neighbours or bars
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,7 @@ def _initialise(context: _Context) -> None:
     _assets.update({item.asset.name: item.asset for members in context.classes.values() for item in members})
     _assets.update({asset.name: asset for members in context.distractors.values() for asset in members})
     _product.cache_clear()
+    _package_design.cache_clear()
     _object.cache_clear()
 
 
@@ -208,20 +218,40 @@ def _scene(split: Split, index: int) -> SceneRecord:
     others = sorted(int(pick) for pick in rng.choice(len(pool) - 1, count, replace=False)) if count > 0 else []
     chosen = [pool[anchor]] + [pool[pick + (pick >= anchor)] for pick in others]
     background, source, distractors = _backdrop(split, rng)
-    scene = compose_scene(
-        source, [_product(item.asset.name) for item in chosen], distractors, rng, difficulty, options.scene_size
-    )
+    occluded: list[float | None] = [None] * len(chosen)
+    if options.products == "package":
+        scene = _shop_photo(pool, chosen, source, distractors, rng)
+        occluded = list(scene.occluded)
+    else:
+        scene = compose_scene(
+            source, [_product(item.asset.name) for item in chosen], distractors, rng, difficulty, options.scene_size
+        )
     name = f"{split.value}/{index:06d}"
     data = encode_jpeg(scene.image, scene.jpeg_quality)
     file = _write(context.out, f"images/scenes/{name}.jpg", data)
     photo = decode_jpeg(data)
     targets = []
-    for number, (item, box, area) in enumerate(zip(chosen, scene.boxes, scene.areas, strict=True)):
+    for number, (item, box, area, hidden) in enumerate(zip(chosen, scene.boxes, scene.areas, occluded, strict=True)):
         crop_file = _write(
             context.out, f"images/crops/{name}_{number}.jpg", encode_jpeg(crop(photo, box), CROP_QUALITY)
         )
-        targets.append(TargetRecord(item.class_id, box, area, crop_file))
+        targets.append(TargetRecord(item.class_id, box, area, crop_file, occluded=hidden))
     return SceneRecord(split, file, background.name, targets)
+
+
+def _shop_photo(pool: list[ProductClass], chosen: list[ProductClass], source: np.ndarray, distractors: list,
+                rng: np.random.Generator) -> Any:
+    """The chosen products as packages in a pose, each with a neighbour of the split that may stand in front."""
+    options = _worker_context().options
+    targets = [_package(item.asset.name, rng) for item in chosen]
+    neighbours = [_package(pool[int(rng.integers(len(pool)))].asset.name, rng) for _ in chosen]
+    return compose_shop_photo(source, targets, neighbours, distractors, rng, options.difficulty, options.scene_size)
+
+
+def _package(name: str, rng: np.random.Generator) -> np.ndarray:
+    """The class's package as a shop photo shows it: turned a random way, lit from a random side."""
+    return render_package(_product(name), _package_design(name), turn=float(rng.uniform(-1, 1)),
+                          light=float(rng.uniform(0, 1)))
 
 
 def _backdrop(split: Split, rng: np.random.Generator, least_clutter: int = 0) -> tuple:
@@ -245,7 +275,9 @@ def _shelf(split: Split, index: int) -> SceneRecord:
     picks = sorted(int(pick) for pick in rng.choice(len(pool), min(len(pool), 12), replace=False))
     chosen = [pool[pick] for pick in picks]
     background, source, distractors = _backdrop(split, rng)
-    scene = compose_shelf(source, [_product(item.asset.name) for item in chosen], distractors, rng,
+    products = ([_package(item.asset.name, rng) for item in chosen] if options.products == "package"
+                else [_product(item.asset.name) for item in chosen])
+    scene = compose_shelf(source, products, distractors, rng,
                           options.difficulty, options.scene_size, options.shelf_products)
     file = _write(_worker_context().out, f"images/scenes/{split.value}/shelf_{index:06d}.jpg",
                   encode_jpeg(scene.image, scene.jpeg_quality))
@@ -271,7 +303,10 @@ def _view(split: Split, class_id: int, view: int) -> ViewRecord:
     context = _worker_context()
     item = _classes[class_id]
     card = _product(item.asset.name)
-    if view == 0:
+    if context.options.products == "package":
+        image = _catalogue_view(item.asset.name, np.random.default_rng(
+            [context.options.seed, SPLITS.index(split), VIEW_STREAM, class_id, view]), view)
+    elif view == 0:
         image = flatten_card(card)
     else:
         rng = np.random.default_rng([context.options.seed, SPLITS.index(split), VIEW_STREAM, class_id, view])
@@ -286,6 +321,13 @@ def _view(split: Split, class_id: int, view: int) -> ViewRecord:
     return ViewRecord(split, class_id, view, file)
 
 
+def _catalogue_view(name: str, rng: np.random.Generator, view: int) -> np.ndarray:
+    """View 0: frontal on white; views 1-2: turned a little, another light background (a retailer's other shots)."""
+    turn = 0.0 if view == 0 else float(rng.uniform(-0.3, 0.3))
+    package = render_package(_product(name), _package_design(name), turn=turn, light=0.6)
+    return catalogue_view(package, rng, plain=view == 0)
+
+
 def _write(out: Path, relative: str, data: bytes) -> str:
     path = out / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +340,11 @@ def _write(out: Path, relative: str, data: bytes) -> str:
 @functools.lru_cache(maxsize=2048)
 def _product(name: str) -> np.ndarray:
     return render_product(_assets[name], _worker_context().modules)
+
+
+@functools.lru_cache(maxsize=4096)
+def _package_design(name: str) -> PackageDesign:
+    return design_package(package_kind(name), np.random.default_rng([PACKAGE_STREAM, stable_hash(name)]))
 
 
 @functools.lru_cache(maxsize=512)

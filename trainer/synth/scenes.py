@@ -44,7 +44,7 @@ def compose_scene(
     for rgba in distractors:
         side = rng.uniform(*DISTRACTOR_SCALE) * size
         homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
-        paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
+        paste(canvas, rgba, homography, drop_shadow(rng, difficulty, light_angle, side))
     boxes: list[XYWH] = []
     areas: list[int] = []
     crowding = len(targets) ** -CROWDING_EXPONENT
@@ -54,7 +54,7 @@ def compose_scene(
         homography = object_homography(
             rgba.shape[:2], rng, difficulty.rotation_deg, difficulty.perspective, side, size, boxes
         )
-        alpha = paste(canvas, lit, homography, _shadow(rng, difficulty, light_angle, side))
+        alpha = paste(canvas, lit, homography, drop_shadow(rng, difficulty, light_angle, side))
         box = mask_box(alpha)
         if box is None:
             raise ValueError("a target fell outside the scene")
@@ -200,7 +200,7 @@ def crop(image: np.ndarray, box: XYWH) -> np.ndarray:
     return image[y : y + height, x : x + width]
 
 
-def _shadow(rng: np.random.Generator, difficulty: Difficulty, angle: float, side: float) -> tuple | None:
+def drop_shadow(rng: np.random.Generator, difficulty: Difficulty, angle: float, side: float) -> tuple | None:
     if rng.random() >= difficulty.shadow_probability:
         return None
     distance = rng.uniform(0.02, 0.06) * side
@@ -327,7 +327,7 @@ def compose_empty(
     for rgba in distractors:
         side = rng.uniform(*DISTRACTOR_SCALE) * size
         homography = object_homography(rgba.shape[:2], rng, 180.0, 0.0, side, size, [])
-        paste(canvas, rgba, homography, _shadow(rng, difficulty, light_angle, side))
+        paste(canvas, rgba, homography, drop_shadow(rng, difficulty, light_angle, side))
     return finish(canvas, rng, difficulty)
 
 

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service import __version__
 from service.api.auth import Reader, requires
 from service.api.deps import StateDep
-from service.api.schemas import ErrorResponse, Health, InfoResponse, ModelInfo, Readiness
+from service.api.schemas import ErrorResponse, GalleryThresholdInfo, Health, InfoResponse, ModelInfo, Readiness
 from service.inference.manifest import ModelManifest
 from service.inference.session import Session
 
@@ -43,13 +43,19 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
     scope = settings.auth.info_details_scope
     details = scope is None or scope in caller.scopes
     store = settings.models.store
+    threshold = await asyncio.to_thread(state.gallery_threshold)
+    defaults = state.effective_defaults(threshold)
+    in_use = state.uses_gallery_threshold and threshold.suggested_min_score is not None
     return InfoResponse(
         version=__version__,
         embedder=_model_info(recognizer.embedder.manifest, recognizer.embedder.session, store, details=details),
         detector=_model_info(detector.manifest, detector.session, store, details=details) if detector else None,
         embedding_dim=recognizer.embedder.embedding_dim,
         gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
-        defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
+        defaults={**asdict(defaults), "whole_image": defaults.whole_image.value},
+        gallery_threshold=GalleryThresholdInfo(
+            **{key: value for key, value in asdict(threshold).items() if key != "computed_at"},
+            min_score_source=settings.pipeline.min_score_source.value, in_use=in_use),
         runtime=settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}) if details else None,
         limits=settings.limits.model_dump(mode="json") if details else None,
     )

@@ -36,9 +36,9 @@ async def recognize(
 ) -> RecognizeResponse:
     """Find the registered products in a photo: per object its box, the best item (or null) and the top-k items."""
     started = time.perf_counter()
-    options = state.options(detection_threshold=detection_threshold, max_detections=max_detections,
-                            min_score=min_score, whole_image=whole_image, top_k=top_k, max_objects=max_objects,
-                            include_unknown=include_unknown, sliding_windows=sliding_windows)
+    options = state.options(await state.request_defaults(), detection_threshold=detection_threshold,
+                            max_detections=max_detections, min_score=min_score, whole_image=whole_image, top_k=top_k,
+                            max_objects=max_objects, include_unknown=include_unknown, sliding_windows=sliding_windows)
     data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
     work = partial(recognize_bytes, data=data, options=options, search=state.gallery.search,
                    limits=DecodeLimits.of(state.settings.limits))

@@ -52,6 +52,8 @@ export async function refreshService() {
       model("Detector", info.detector),
       h("section", {}, h("h3", { text: "Defaults (thresholds)" }), pairs(info.defaults)),
       h("section", {}, h("h3", { text: "Gallery" }), pairs(info.gallery)),
+      h("section", {}, h("h3", { text: "Gallery threshold (its own min_score suggestion)" }),
+        pairs(info.gallery_threshold)),
       h("section", {}, h("h3", { text: "Limits" }), pairs(info.limits)),
       h("section", {}, h("h3", { text: "Runtime" }), pairs(info.runtime)));
   } catch (error) {
