@@ -28,5 +28,5 @@ def _comparison(node: Comparison) -> tuple[str, list[Any]]:
     if node.kind == "boolean":
         wanted = node.value if node.operator == "eq" else not node.value
         return "json_type(metadata, ?) = ?", [path, "true" if wanted else "false"]
-    condition = f"(json_type(metadata, ?) IN {JSON_TYPES[node.kind]} AND json_extract(metadata, ?) {SQL_OPERATORS[node.operator]} ?)"
-    return condition, [path, path, node.value]
+    kind, operator = JSON_TYPES[node.kind], SQL_OPERATORS[node.operator]
+    return f"(json_type(metadata, ?) IN {kind} AND json_extract(metadata, ?) {operator} ?)", [path, path, node.value]

@@ -22,8 +22,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter
-from pydantic import Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from service.errors import InvalidRequest
 
@@ -83,7 +95,7 @@ def _shape(value: Any) -> str:
     """Which model a filter object is meant as, so that an error names that model's field, not three guesses."""
     if isinstance(value, dict):
         return "and" if "and" in value else "or" if "or" in value else "condition"
-    return {AllOf: "and", AnyOf: "or"}.get(type(value), "condition")
+    return "and" if isinstance(value, AllOf) else "or" if isinstance(value, AnyOf) else "condition"
 
 
 FilterModel = Annotated[

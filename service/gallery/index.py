@@ -117,10 +117,11 @@ class VectorIndex:
             return self._search_exactly(queries, k, selected)
         batch = faiss.IDSelectorBatch(len(selected), faiss.swig_ptr(selected))
         if self.parameters.kind is IndexKind.flat:
-            return self._index.search(queries, k, params=faiss.SearchParameters(sel=batch))
+            return self._index.search(queries, k, params=faiss.SearchParameters(sel=batch))  # type: ignore[call-arg]
         # the graph walk visits about ef vectors of which only a fraction is selected: widen it by that fraction
         widened = int(self.parameters.hnsw_ef_search * self.size / max(len(selected), 1))
-        return self._search(queries, k, batch, min(max(widened, self.parameters.hnsw_ef_search), MAX_FILTERED_EF_SEARCH))
+        ef_search = min(max(widened, self.parameters.hnsw_ef_search), MAX_FILTERED_EF_SEARCH)
+        return self._search(queries, k, batch, ef_search)
 
     def _search(
         self, queries: NDArray[np.float32], k: int, selector: faiss.IDSelector | None, ef_search: int
@@ -132,7 +133,7 @@ class VectorIndex:
                 parameters.sel = selector
             return self._index.search(queries, k, params=parameters)
         if selector is not None:
-            return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+            return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
         return self._index.search(queries, k)
 
     def _search_exactly(
@@ -141,7 +142,7 @@ class VectorIndex:
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         if len(selected):
-            vectors = self._index.reconstruct_batch(selected)  # type: ignore[call-arg]  # stubs lack the id array
+            vectors = self._index.reconstruct_batch(selected)
             all_scores = queries @ vectors.T
             found = min(k, len(selected))
             best = np.argsort(-all_scores, axis=1, kind="stable")[:, :found]

@@ -70,8 +70,9 @@ def test_two_replicas_share_a_gallery_and_a_killed_one_loses_no_acknowledged_ima
     lock, stop = threading.Lock(), threading.Event()
     with running_server(model_store_dir, shared, **cluster_environment) as (one, process), \
             running_server(model_store_dir, shared, **cluster_environment) as (two, _):
-        assert _register(one, encode(coffee(), ".png"), label="cup", item_id="coffee", detect="false").status_code == 201
-        assert _register(two, encode(cat(), ".png"), label="cat", item_id="cat", detect="false").status_code == 201
+        for url, photo, item_id in ((one, coffee(), "coffee"), (two, cat(), "cat")):
+            response = _register(url, encode(photo, ".png"), label=item_id, item_id=item_id, detect="false")
+            assert response.status_code == 201
         found_on_two, found_on_one = _best_item(two, encode(coffee(), ".png")), _best_item(one, encode(cat(), ".png"))
         assert httpx.delete(f"{two}/gallery/items/coffee", timeout=30.0).status_code == 200
         after_delete_on_one = _best_item(one, encode(coffee(), ".png"))

@@ -110,7 +110,7 @@ class PostgresStore:
             connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             for statement in self._sql(SCHEMA).split(";"):
                 if statement.strip():
-                    connection.execute(statement)  # type: ignore[call-overload]  # built from constants only
+                    connection.execute(statement)
 
     def _sql(self, text: str) -> str:
         return text.replace("{schema}", f'"{self.schema}"')  # the schema name matches [a-z_][a-z0-9_]*
@@ -157,7 +157,7 @@ class PostgresStore:
         connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE + 1, key))
 
     def execute(self, connection: Connection, text: str, parameters: Any = ()) -> psycopg.Cursor[dict[str, Any]]:
-        return connection.execute(self._sql(text), parameters)  # type: ignore[call-overload]  # constants only
+        return connection.execute(self._sql(text), parameters)
 
     def query(self, text: str, parameters: Any = ()) -> list[dict[str, Any]]:
         with self.connection() as connection:
@@ -264,7 +264,7 @@ class PostgresStore:
         columns = ", ".join("images." + column for column in IMAGE_COLUMNS.split(", "))
         with self.connection() as connection, connection.transaction():
             cursor = connection.cursor(name="stored_images")  # server-side: a large gallery is not read at once
-            cursor.execute(self._sql(  # type: ignore[call-overload]  # constants only
+            cursor.execute(self._sql(
                 f"SELECT {columns}, images.file_name, images.embedding, items.label, items.metadata, "
                 "items.created_at AS item_created_at, items.updated_at AS item_updated_at FROM {schema}.images "
                 "JOIN {schema}.items USING (item_id) ORDER BY images.row_id"))

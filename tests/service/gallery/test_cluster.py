@@ -26,7 +26,8 @@ class Killed(BaseException):
 
 @pytest.fixture
 def settings(cluster_servers: ClusterServers, tmp_path: Path) -> GallerySettings:
-    return GallerySettings(path=tmp_path / "gallery", backend=GalleryBackend.cluster, cluster=cluster_servers.settings())
+    cluster = cluster_servers.settings()
+    return GallerySettings(path=tmp_path / "gallery", backend=GalleryBackend.cluster, cluster=cluster)
 
 
 def _fail_once(monkeypatch: pytest.MonkeyPatch, name: str, error: BaseException) -> None:
