@@ -16,7 +16,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -27,13 +29,14 @@ from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConfl
 from service.gallery import validation
 from service.gallery.backend import StoredImage
 from service.gallery.files import file_name_for, sha256_hex
-from service.gallery.filters import MetadataFilter
+from service.gallery.filters import MetadataFilter, describe
 from service.gallery.opening import GalleryParts, open_parts
 from service.gallery.rebuild import IndexRebuilder
 from service.gallery.types import Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
 from service.gallery.validation import NewImage
 
 logger = logging.getLogger(__name__)
+CACHED_SELECTIONS = 64
 
 
 class EmbeddedGallery:
@@ -52,6 +55,10 @@ class EmbeddedGallery:
         self._write_lock = threading.Lock()
         self._rebuilder = IndexRebuilder(settings, self._store, self._search, self._write_lock)
         self._closed = False
+        # filter -> (writes counter when read, selected row ids): a repeated filter skips the SQLite scan
+        self._selections: OrderedDict[str, tuple[int, NDArray[np.int64]]] = OrderedDict()
+        self._selections_lock = threading.Lock()
+        self._writes = 0
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> EmbeddedGallery:
@@ -95,8 +102,35 @@ class EmbeddedGallery:
     def search(
         self, queries: NDArray[np.float32], top_k: int, metadata_filter: MetadataFilter | None
     ) -> list[list[GalleryMatch]]:
-        selected = None if metadata_filter is None else self._store.selected_row_ids(metadata_filter)
+        selected = None if metadata_filter is None else self._selected(metadata_filter)
         return self._search.search(queries, top_k, selected)
+
+    def _selected(self, metadata_filter: MetadataFilter) -> NDArray[np.int64]:
+        """The rows a filter selects, from SQLite; cached until the next write (every write counts one, after it
+        is applied, so a selection read before a write is never kept past it)."""
+        key = describe(metadata_filter)
+        with self._selections_lock:
+            writes = self._writes
+            cached = self._selections.get(key)
+            if cached is not None and cached[0] == writes:
+                self._selections.move_to_end(key)
+                return cached[1]
+        selected = self._store.selected_row_ids(metadata_filter)
+        with self._selections_lock:
+            self._selections[key] = (writes, selected)
+            self._selections.move_to_end(key)
+            while len(self._selections) > CACHED_SELECTIONS:
+                self._selections.popitem(last=False)
+        return selected
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Around each write, inside the write lock: the count goes up once the write is applied (or failed)."""
+        try:
+            yield
+        finally:
+            with self._selections_lock:
+                self._writes += 1
 
     def stats(self) -> GalleryStats:
         items, images = self._store.counts()
@@ -133,12 +167,12 @@ class EmbeddedGallery:
     # -- writes -------------------------------------------------------------------------------------------
 
     def enrol(self, request: NewImage) -> Enrolment:
-        with self._write_lock:
+        with self._write_lock, self._counted():
             self._ensure_open()
             return self._enrol(request)
 
     def update_item(self, item_id: str, label: str | None, metadata_text: str | None) -> GalleryItem:
-        with self._write_lock:
+        with self._write_lock, self._counted():
             self._ensure_open()
             existing = self._require_item(item_id, self._store.writer)
             changes: dict[str, object] = {}
@@ -154,7 +188,7 @@ class EmbeddedGallery:
             return self._require_item(item_id, self._store.writer)
 
     def delete_item(self, item_id: str) -> int:
-        with self._write_lock:
+        with self._write_lock, self._counted():
             self._ensure_open()
             self._require_item(item_id, self._store.writer)
             with self._store.write() as connection:
@@ -165,7 +199,7 @@ class EmbeddedGallery:
             return len(removed)
 
     def delete_image(self, image_id: str) -> GalleryImage:
-        with self._write_lock:
+        with self._write_lock, self._counted():
             self._ensure_open()
             writer = self._store.writer
             row = self._store.image_row(image_id, writer)
@@ -186,7 +220,7 @@ class EmbeddedGallery:
         yield from self._store.stored_images(self.embedding_dim)
 
     def restore(self, record: StoredImage) -> bool:
-        with self._write_lock:
+        with self._write_lock, self._counted():
             self._ensure_open()
             writer = self._store.writer
             if self._store.get_image(record.image.image_id, writer) is not None:

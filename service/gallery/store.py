@@ -269,7 +269,9 @@ class GalleryStore:
         condition, parameters = to_sqlite(metadata_filter)
         rows = (
             self._reader()
-            .execute(f"SELECT images.row_id FROM images JOIN items USING (item_id) WHERE {condition}", parameters)
+            # the condition is evaluated once per item, not once per image
+            .execute(f"SELECT row_id FROM images WHERE item_id IN (SELECT item_id FROM items WHERE {condition})",
+                     parameters)
             .fetchall()
         )
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))

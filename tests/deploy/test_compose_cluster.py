@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import tomllib
 
 from service.config import GalleryBackend, Settings
 from tests.deploy.deployment_files import REPO, read_compose, resolve_defaults

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 
@@ -27,7 +26,9 @@ from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConfl
 from service.gallery.backend import StoredImage
 from service.gallery.cluster.expressions import to_milvus
 from service.gallery.cluster.milvus import MilvusIndex
+from service.gallery.cluster.opening import check_embedding_space, open_store
 from service.gallery.cluster.postgres import Connection, PostgresStore
+from service.gallery.cluster.repair import Repairer
 from service.gallery.embedded import new_id
 from service.gallery.files import ImageFiles, file_name_for, sha256_hex
 from service.gallery.filters import MetadataFilter
@@ -36,10 +37,8 @@ from service.gallery.types import Enrolment, GalleryImage, GalleryItem, GalleryM
 from service.gallery.validation import NewImage
 
 logger = logging.getLogger(__name__)
-REPAIR_INTERVAL_S = 30.0
 # A search widens its Milvus limit while hits of rows PostgreSQL no longer has hide items, up to this factor.
 MAX_WIDENING = 16
-FLOAT32_BYTES = 4
 
 
 class ClusterGallery:
@@ -51,8 +50,7 @@ class ClusterGallery:
         self.files = ImageFiles(settings.path / IMAGES_DIRECTORY)
         self._store = store
         self._index = index
-        self._stop = threading.Event()
-        self._repairer = threading.Thread(target=self._repair_periodically, name="gallery-repair", daemon=True)
+        self._repairer = Repairer(store, index)
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> ClusterGallery:
@@ -201,7 +199,7 @@ class ClusterGallery:
                 elif metadata_changed:
                     previous = {"metadata": json.dumps(existing.metadata, ensure_ascii=False)}
                     self._store.update_item(connection, item_id, previous, existing.updated_at)
-            self._sync(connection, item_id)
+            self._repairer.sync(connection, item_id)
             self._forget_files(connection, {file_name})
             raise GalleryError(f"could not add the image to Milvus: {error}") from error
         self._store.clear_pending(connection, item_id)
@@ -219,7 +217,7 @@ class ClusterGallery:
             with connection.transaction():
                 previous = {"metadata": json.dumps(existing.metadata, ensure_ascii=False)}
                 self._store.update_item(connection, item_id, previous, existing.updated_at)
-            self._sync(connection, item_id)
+            self._repairer.sync(connection, item_id)
             raise GalleryError(f"could not change the item's metadata in Milvus: {error}") from error
         self._store.clear_pending(connection, item_id)
 
@@ -270,43 +268,6 @@ class ClusterGallery:
             return
         self._store.clear_pending(connection, item_id)
 
-    # -- repair -----------------------------------------------------------------------------------------------
-
-    def repair(self) -> int:
-        """Syncs every pending item whose writer is gone (its lock is free); returns how many were synced."""
-        repaired = 0
-        for item_id in self._store.pending_items(time.time()):
-            with self._store.connection() as connection:
-                if not self._store.try_item_lock(connection, item_id):
-                    continue  # a live writer holds it and will finish
-                try:
-                    repaired += self._sync(connection, item_id)
-                finally:
-                    self._store.unlock_item(connection, item_id)
-        if repaired:
-            logger.info("repaired %d item(s) left pending by an interrupted write", repaired)
-        return repaired
-
-    def _sync(self, connection: Connection, item_id: str) -> bool:
-        """Makes the item's Milvus rows equal its PostgreSQL rows, then clears its mark; the caller holds its lock."""
-        try:
-            rows = self._store.index_rows(connection, item_id)
-            self._index.upsert(rows)
-            kept = {row["row_id"] for row in rows}
-            self._index.delete([row_id for row_id in self._index.item_row_ids(item_id) if row_id not in kept])
-        except Exception:
-            logger.warning("could not sync item %s to Milvus; it stays pending", item_id, exc_info=True)
-            return False
-        self._store.clear_pending(connection, item_id)
-        return True
-
-    def _repair_periodically(self) -> None:
-        while not self._stop.wait(REPAIR_INTERVAL_S):
-            try:
-                self.repair()
-            except Exception:
-                logger.warning("the periodic gallery repair failed", exc_info=True)
-
     # -- moving a gallery (shitu gallery migrate) ------------------------------------------------------------
 
     def stored_images(self) -> Iterator[StoredImage]:
@@ -331,10 +292,12 @@ class ClusterGallery:
 
     # -- closing ------------------------------------------------------------------------------------------
 
+    def repair(self) -> int:
+        """Syncs the items interrupted writes left pending (also done at start and every REPAIR_INTERVAL_S)."""
+        return self._repairer.repair()
+
     def close(self) -> None:
-        self._stop.set()
-        if self._repairer.is_alive():
-            self._repairer.join()
+        self._repairer.stop()
         self._index.close()
         self._store.close()
 
@@ -352,40 +315,3 @@ class ClusterGallery:
         if item is None:
             raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
         return item
-
-
-def open_store(settings: GallerySettings) -> PostgresStore:
-    cluster = settings.cluster
-    try:
-        return PostgresStore(cluster.postgres_dsn, cluster.name, pool_size=cluster.pool_size,
-                             timeout_s=cluster.timeout_s)
-    except Exception as error:  # psycopg's and the pool's errors: the server is down, refuses us, times out
-        raise GalleryError(f"cannot open the PostgreSQL gallery {cluster.name}: {error}") from error
-
-
-def check_embedding_space(store: PostgresStore, name: str, embedding_dim: int, model_id: str) -> None:
-    """Refuses to mix two models' (or sizes') embeddings; records the space of an empty gallery."""
-    models, sizes = store.embedding_spaces()
-    if sizes and sizes != {embedding_dim * FLOAT32_BYTES}:
-        stored = sorted(size // FLOAT32_BYTES for size in sizes)
-        raise GalleryError(f"the gallery {name} holds embeddings of size {stored}, the embedder gives "
-                           f"{embedding_dim}", stored_dims=stored, embedding_dim=embedding_dim)
-    if models and models != {model_id}:
-        raise GalleryError(f"the gallery {name} was embedded by {sorted(models)}, the loaded embedder is "
-                           f"{model_id!r}; to embed it again, `shitu gallery migrate` it to an embedded gallery, "
-                           "run `shitu gallery reembed` there and migrate it back", stored_models=sorted(models),
-                           model_id=model_id)
-    with store.transaction() as connection:
-        store.set_meta(connection, "embedding_dim", str(embedding_dim))
-        store.set_meta(connection, "model_id", model_id)
-
-
-def read_cluster_embedding_space(settings: GallerySettings) -> tuple[int, str]:
-    store = open_store(settings)
-    try:
-        embedding_dim, model_id = store.get_meta("embedding_dim"), store.get_meta("model_id")
-    finally:
-        store.close()
-    if embedding_dim is None or model_id is None:
-        raise GalleryError(f"no gallery {settings.cluster.name} in PostgreSQL (never opened with an embedder)")
-    return int(embedding_dim), model_id
