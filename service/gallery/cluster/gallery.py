@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings
-from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
+from service.errors import GalleryError, GalleryUnavailable, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery.backend import StoredImage
 from service.gallery.cluster.expressions import to_milvus
 from service.gallery.cluster.milvus import MilvusIndex
@@ -201,7 +201,8 @@ class ClusterGallery:
                     self._store.update_item(connection, item_id, previous, existing.updated_at)
             self._repairer.sync(connection, item_id)
             self._forget_files(connection, {file_name})
-            raise GalleryError(f"could not add the image to Milvus: {error}") from error
+            raise GalleryUnavailable(f"could not add the image to Milvus, nothing was stored: {error}",
+                                     retry_after_s=5) from error
         self._store.clear_pending(connection, item_id)
         return image
 
@@ -218,7 +219,8 @@ class ClusterGallery:
                 previous = {"metadata": json.dumps(existing.metadata, ensure_ascii=False)}
                 self._store.update_item(connection, item_id, previous, existing.updated_at)
             self._repairer.sync(connection, item_id)
-            raise GalleryError(f"could not change the item's metadata in Milvus: {error}") from error
+            raise GalleryUnavailable(f"could not change the item's metadata in Milvus, nothing was changed: {error}",
+                                     retry_after_s=5) from error
         self._store.clear_pending(connection, item_id)
 
     def update_item(self, item_id: str, label: str | None, metadata_text: str | None) -> GalleryItem:

@@ -49,8 +49,9 @@ def test_milvus_failure_during_an_add_leaves_neither_half(gallery: Gallery, monk
     before = snapshot(gallery)
     _fail_once(monkeypatch, "upsert", RuntimeError("milvus is down"))
 
-    with pytest.raises(GalleryError, match="Milvus"):
+    with pytest.raises(GalleryError, match="nothing was stored") as raised:
         add(gallery, "new", vectors[1], 1, item_id="new")
+    assert raised.value.status == 503 and raised.value.details["retry_after_s"] > 0
     _fail_once(monkeypatch, "upsert", RuntimeError("milvus is down"))
     with pytest.raises(GalleryError, match="Milvus"):  # an existing item, new image and new metadata
         add(gallery, "kept", vectors[1], 1, item_id="kept", metadata={"a": 2})
