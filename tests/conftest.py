@@ -84,6 +84,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def cluster_servers(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> ClusterServers:
+def cluster_servers(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterServers]:
+    """milvus-lite runs in this process (a ``.db`` path): pymilvus starts its gRPC server in a thread."""
+    from milvus_lite.server_manager import server_manager_instance
+
     milvus_dir = tmp_path_factory.mktemp("milvus")
-    return ClusterServers(postgres_dsn=postgres_server.dsn, milvus_uri=str(milvus_dir / "milvus.db"))
+    yield ClusterServers(postgres_dsn=postgres_server.dsn, milvus_uri=str(milvus_dir / "milvus.db"))
+    server_manager_instance.release_all()  # now, while pytest's log streams are still open
