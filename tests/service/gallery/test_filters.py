@@ -116,7 +116,10 @@ def test_filtered_search_equals_exact_filtered_search(settings: GallerySettings,
         {"and": [{"key": "brand", "ne": "core"}, {"key": "price", "gt": 20, "lte": 60}]},
     ]
     queries = unit_vectors(8, seed=35)
-    with Gallery.open(settings.model_copy(update={"index": index}), embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+    # the cluster back end's counterpart of the embedded HNSW index is Milvus's
+    cluster = settings.cluster.model_copy(update={"milvus_index": index.value.upper()})
+    settings = settings.model_copy(update={"index": index, "cluster": cluster})
+    with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         for number, item in enumerate(items):
             add(gallery, item, vectors[number], number, item_id=item, metadata=metadata[item])
 
