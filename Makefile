@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[trainer,test]'
+	$(BIN)/python -m pip install -q -e '.[trainer,test,cluster]'
 	touch $@
 
 # Registry assets of `shitu data synth|demo` (idempotent). ASSETS=--minimal: npm only (tests, demo);
@@ -31,8 +31,10 @@ lint: install
 
 # The whole suite, slow tests included, once, in a random order: pytest-randomly shuffles modules and tests and
 # prints the seed (rerun that order with -p randomly --randomly-seed=N; the file order with -p no:randomly).
-# A quick loop while editing: pytest -m "not slow". tests/ui drive Debian's Chromium (scripts/install-chromium.sh).
+# A quick loop while editing: pytest -m "not slow". tests/ui drive Debian's Chromium (scripts/install-chromium.sh);
+# the cluster gallery tests start their own PostgreSQL server from Debian's binaries (scripts/install-postgresql.sh).
 test: lint
 	scripts/install-assets.sh --minimal
 	scripts/install-chromium.sh
+	scripts/install-postgresql.sh
 	$(BIN)/python -m pytest -q -p randomly

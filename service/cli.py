@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from service.config import GalleryBackend, GallerySettings
+
 app = typer.Typer(help="PP-ShiTuV2 product recognition: service, gallery and models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 gallery_app = typer.Typer(help="Import and export the gallery in PaddleClas list format.")
@@ -214,7 +216,7 @@ def gallery_backup(out: Path = typer.Argument(..., help="new directory for the b
     from service.config import get_settings
     from service.gallery.backup import backup_gallery
 
-    summary = backup_gallery(get_settings().gallery.path, out)
+    summary = backup_gallery(_embedded_gallery(get_settings().gallery, "backup").path, out)
     typer.echo(f"backed up {summary.items} items, {summary.images} images ({summary.files} files) to {out}")
 
 
@@ -224,9 +226,49 @@ def gallery_restore(backup: Path = typer.Argument(..., exists=True, file_okay=Fa
     from service.config import get_settings
     from service.gallery.backup import restore_gallery
 
-    target = get_settings().gallery.path
+    target = _embedded_gallery(get_settings().gallery, "restore").path
     summary = restore_gallery(backup, target)
     typer.echo(f"verified and restored {summary.items} items, {summary.images} images to {target}")
+
+
+def _embedded_gallery(settings: GallerySettings, command: str) -> GallerySettings:
+    """backup, restore and reembed work on the embedded back end's files; a cluster gallery is backed up with
+    its servers' own tools (docs/scale-out.md) or moved to an embedded gallery first."""
+    if settings.backend is not GalleryBackend.embedded:
+        typer.echo(f"`shitu gallery {command}` works on an embedded gallery: back a cluster gallery up with "
+                   "pg_dump and Milvus's backup tool, or `shitu gallery migrate --to embedded` first", err=True)
+        raise typer.Exit(code=2)
+    return settings
+
+
+@gallery_app.command("migrate")
+def gallery_migrate(
+    to: GalleryBackend = typer.Option(..., "--to", help="the back end to move the gallery into"),
+    target_path: Path | None = typer.Option(None, "--target-path",
+                                            help="image files (and SQLite) directory of the target; default: "
+                                            "SHITU_GALLERY__PATH"),
+    target_name: str | None = typer.Option(None, "--target-name",
+                                           help="PostgreSQL schema and Milvus collection of a cluster target; "
+                                           "default: SHITU_GALLERY__CLUSTER__NAME"),
+) -> None:
+    """Move the gallery of the settings (SHITU_GALLERY__BACKEND) into the other back end, with its embeddings.
+
+    Stop the service first when the source is embedded. Resumable: run it again after an interruption.
+    """
+    from rich.progress import Progress
+
+    from service.config import get_settings
+    from service.gallery.migrate import migrate_gallery
+
+    source = get_settings().gallery
+    cluster = source.cluster.model_copy(update={"name": target_name}) if target_name else source.cluster
+    target = GallerySettings.model_validate({**source.model_dump(), "backend": to, "path": target_path or source.path,
+                                             "cluster": cluster.model_dump()})
+    with Progress() as progress:
+        task = progress.add_task(f"{source.backend.value} -> {to.value}", total=None)
+        report = migrate_gallery(source, target, progress=lambda done: progress.update(task, completed=done))
+    typer.echo(f"moved {report.moved} images ({report.already_there} already there): the {to.value} gallery holds "
+               f"{report.items} items, {report.images} images")
 
 
 @gallery_app.command("export")
@@ -251,6 +293,7 @@ def gallery_reembed() -> None:
     from service.inference.models import load_embedder
 
     settings = get_settings()
+    _embedded_gallery(settings.gallery, "reembed")
     embedder = load_embedder(settings.models.embedder_dir, settings.runtime,
                              max_batch_size=settings.pipeline.max_batch_size)
     with Progress() as progress:

@@ -36,6 +36,30 @@ class IndexKind(str, Enum):
     hnsw = "hnsw"
 
 
+class GalleryBackend(str, Enum):
+    """Where a gallery lives: ``embedded`` (SQLite + faiss in this process, one process per gallery) or
+    ``cluster`` (vectors in Milvus, rows in PostgreSQL, image files on a shared volume: any number of replicas)."""
+
+    embedded = "embedded"
+    cluster = "cluster"
+
+
+class ClusterSettings(BaseModel):
+    """The ``cluster`` back end's servers. One PostgreSQL schema and one Milvus collection, both named ``name``,
+    hold one gallery, so several galleries can share the servers."""
+
+    milvus_uri: str = Field("http://localhost:19530", description="Milvus address; a local file path runs "
+                            "milvus-lite in this process (tests, one process only)")
+    milvus_token: str | None = Field(None, description="Milvus credentials (user:password or an API key)")
+    milvus_index: str = Field("FLAT", pattern=r"^(FLAT|HNSW|IVF_FLAT|AUTOINDEX)$",
+                              description="Milvus vector index; FLAT is exact")
+    postgres_dsn: str = Field("postgresql://shitu@localhost/shitu", description="libpq connection string")
+    name: str = Field("shitu_gallery", pattern=r"^[a-z_][a-z0-9_]{0,47}$",
+                      description="PostgreSQL schema and Milvus collection of this gallery")
+    pool_size: int = Field(8, ge=1, description="PostgreSQL connections per replica")
+    timeout_s: float = Field(10.0, gt=0, description="Milvus call and PostgreSQL connect timeout")
+
+
 class RuntimeSettings(BaseModel):
     """How Paddle Inference runs the models."""
 
@@ -114,7 +138,10 @@ class PipelineSettings(BaseModel):
 
 
 class GallerySettings(BaseModel):
-    path: Path = Field(Path("data/gallery"), description="directory of the SQLite store and image files")
+    path: Path = Field(Path("data/gallery"), description="directory of the image files (and of the SQLite store of "
+                       "the embedded back end); a volume every replica mounts for the cluster back end")
+    backend: GalleryBackend = GalleryBackend.embedded
+    cluster: ClusterSettings = ClusterSettings()
     index: IndexKind = IndexKind.flat
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_search: int = Field(64, ge=8)

@@ -102,6 +102,13 @@ class GalleryError(ServiceError):
     status = 500
 
 
+class GalleryUnavailable(GalleryError):
+    """A server of the cluster gallery (Milvus, PostgreSQL) failed during a write; the write was undone."""
+
+    code = "gallery_unavailable"
+    status = 503
+
+
 class RequestTimeout(ServiceError):
     code = "timeout"
     status = 504

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import ClusterServers, PostgresServer
 
 # Reference outputs of PaddleClas and PaddleDetection themselves, kept in the repo so that a clone passes alone.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -65,3 +69,27 @@ def model_environment(model_store_dir: Path) -> dict[str, str]:
         "SHITU_MODELS__DETECTOR": "detector/default",
         "SHITU_RUNTIME__CPU_THREADS": "1",
     }
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer.start()
+    except RuntimeError as error:
+        if os.environ.get("CI"):  # CI installs the server (scripts/install-postgresql.sh): it must start
+            raise
+        pytest.skip(f"cannot start a PostgreSQL server here: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_servers(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterServers]:
+    """milvus-lite runs in this process (a ``.db`` path): pymilvus starts its gRPC server in a thread."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    milvus_dir = tmp_path_factory.mktemp("milvus")
+    yield ClusterServers(postgres_dsn=postgres_server.dsn, milvus_uri=str(milvus_dir / "milvus.db"))
+    server_manager_instance.release_all()  # now, while pytest's log streams are still open

@@ -1,83 +1,71 @@
-"""The gallery: SQLite is the source of truth, the faiss index is rebuilt from it at start.
+"""The gallery: one API over two back ends (``gallery.backend`` in the settings).
 
-Read top to bottom: opening, reads, writes, closing, then the helpers. Reads take no lock:
-each thread reads through its own SQLite connection, which sees every committed write. Writers are
-serialised by one lock. A write is committed (fsynced) first and only then applied to the
-in-memory index, so an acknowledged write is durable and visible to the next search; a failed write
-leaves neither a row nor an index entry behind.
+``embedded`` keeps SQLite + faiss inside this process (one process per gallery); ``cluster`` keeps vectors in
+Milvus, rows in PostgreSQL and image files on a volume every replica mounts, so any number of service
+replicas share one gallery. This facade checks every input before a back end sees it, so bad input changes
+nothing in either, and turns a back end's "not there" into the one not-found error.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import sqlite3
-import threading
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from service.config import GalleryBackend as BackendKind
 from service.config import GallerySettings
-from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
+from service.errors import GalleryError, ImageNotFound, ItemNotFound
 from service.gallery import validation
-from service.gallery.files import file_name_for, sha256_hex
-from service.gallery.opening import GalleryParts, open_parts, read_embedding_space
-from service.gallery.rebuild import IndexRebuilder
+from service.gallery.backend import GalleryBackend, StoredImage
+from service.gallery.filters import MetadataFilter
+from service.gallery.opening import read_embedding_space
 from service.gallery.types import Box, Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
-from service.gallery.validation import NewImage
 
-logger = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 1000
 
 
 class Gallery:
-    """Thread-safe; open it with :meth:`open`, which also takes an exclusive lock on the directory."""
+    """Thread-safe; open it with :meth:`open`."""
 
-    def __init__(self, settings: GallerySettings, parts: GalleryParts, *, embedding_dim: int, model_id: str) -> None:
+    def __init__(self, settings: GallerySettings, backend: GalleryBackend, *, embedding_dim: int, model_id: str):
         self.settings = settings
         self.embedding_dim = embedding_dim
         self.model_id = model_id
-        self._store = parts.store
-        self._files = parts.files
-        self._search = parts.search_index
-        self._lock = parts.lock
-        self._snapshots = parts.snapshots
-        self._snapshot_mutations = 0
-        self._write_lock = threading.Lock()
-        self._rebuilder = IndexRebuilder(settings, self._store, self._search, self._write_lock)
+        self._backend = backend
         self._closed = False
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> Gallery:
-        """Creates the directory and database if missing, rebuilds the index from the store and verifies it."""
+        """Opens (or creates) the gallery of ``settings`` and checks that its index matches its store."""
         settings = GallerySettings.model_validate(settings.model_dump())  # model_copy(update=...) skips validation
-        faiss.omp_set_num_threads(os.cpu_count() or 1)  # nothing searches yet: build the graph on every core
-        try:
-            parts = open_parts(settings, embedding_dim, model_id)
-        finally:
-            faiss.omp_set_num_threads(settings.search_threads)
-        gallery = cls(settings, parts, embedding_dim=embedding_dim, model_id=model_id)
-        if not gallery.check(thorough=True):
-            gallery.close()
-            raise GalleryError(f"the rebuilt index does not match the store in {settings.path}")
-        with gallery._write_lock:
-            gallery._rebuilder.maybe_start()  # a reloaded snapshot may carry many masked deletions
-        items, images = parts.store.counts()
-        logger.info("gallery %s: %d items, %d images, %s index", settings.path, items, images, settings.index.value)
-        return gallery
+        backend: GalleryBackend
+        if settings.backend is BackendKind.cluster:
+            from service.gallery.cluster import ClusterGallery  # pymilvus and psycopg load only when used
+
+            backend = ClusterGallery.open(settings, embedding_dim=embedding_dim, model_id=model_id)
+        else:
+            from service.gallery.embedded import EmbeddedGallery
+
+            backend = EmbeddedGallery.open(settings, embedding_dim=embedding_dim, model_id=model_id)
+        return cls(settings, backend, embedding_dim=embedding_dim, model_id=model_id)
 
     @classmethod
     def open_stored(cls, settings: GallerySettings) -> Gallery:
         """Opens an existing gallery in the embedding space it was last opened with, no model needed
-        (export, stats). Adding images then needs embeddings of that space."""
-        embedding_dim, model_id = read_embedding_space(settings.path)
+        (export, stats, migrate). Adding images then needs embeddings of that space."""
+        if settings.backend is BackendKind.cluster:
+            from service.gallery.cluster import read_cluster_embedding_space
+
+            embedding_dim, model_id = read_cluster_embedding_space(settings)
+        else:
+            embedding_dim, model_id = read_embedding_space(settings.path)
         return cls.open(settings, embedding_dim=embedding_dim, model_id=model_id)
+
+    @property
+    def backend(self) -> GalleryBackend:
+        return self._backend
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -91,16 +79,16 @@ class Gallery:
         """A page of items in creation order, and the total number matching ``label`` (exact match)."""
         offset, limit = validation.check_page(offset, limit, MAX_PAGE_SIZE)
         self._ensure_open()
-        return self._store.list_items(offset, limit, label)
+        return self._backend.list_items(offset, limit, label)
 
     def item_images(self, item_id: str) -> list[GalleryImage]:
         self._ensure_open()
         self._require_item(item_id)
-        return self._store.item_images(item_id)
+        return self._backend.item_images(item_id)
 
     def get_image(self, image_id: str) -> GalleryImage:
         self._ensure_open()
-        image = self._store.get_image(image_id)
+        image = self._backend.get_image(image_id) if isinstance(image_id, str) else None
         if image is None:
             raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
         return image
@@ -108,10 +96,10 @@ class Gallery:
     def image_path(self, image_id: str) -> Path:
         """The stored original bytes (shared by images with identical content)."""
         self._ensure_open()
-        row = self._store.image_row(image_id)
-        if row is None:
+        file_name = self._backend.image_file_name(image_id) if isinstance(image_id, str) else None
+        if file_name is None:
             raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
-        return self._files.path(row["file_name"])
+        return self._backend.files.path(file_name)
 
     def image_file(self, image_id: str) -> tuple[bytes, str]:
         """The stored original bytes of one image and their media type (for thumbnails)."""
@@ -124,53 +112,36 @@ class Gallery:
     def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
         """Every image with its item's label, in enrolment order (for export)."""
         self._ensure_open()
-        return [(image, label) for image, label, _ in self._store.iter_images()]
+        return self._backend.images_with_labels()
 
     def embeddings(self) -> tuple[list[str], NDArray[np.float32]]:
         """Every stored image's item id and embedding (N x dim), in enrolment order (``service.gallery.threshold``)."""
         self._ensure_open()
-        _, vectors, owners = self._store.index_rows(self.embedding_dim)
-        return [item_id for _, item_id in owners], vectors
+        records = list(self._backend.stored_images())
+        vectors = np.stack([record.embedding for record in records]) if records else np.zeros(
+            (0, self.embedding_dim), dtype=np.float32)
+        return [record.image.item_id for record in records], vectors.astype(np.float32, copy=False)
 
-    def search(self, embeddings: NDArray[np.float32], top_k: int) -> list[list[GalleryMatch]]:
-        """Per query row, up to ``top_k`` distinct items (each with its best image), best first."""
+    def search(
+        self, embeddings: NDArray[np.float32], top_k: int, metadata_filter: MetadataFilter | None = None
+    ) -> list[list[GalleryMatch]]:
+        """Per query row, up to ``top_k`` distinct items (each with its best image), best first; with a
+        filter (:func:`service.gallery.filters.parse_filter`), only items whose metadata passes it."""
         queries = validation.check_queries(embeddings, self.embedding_dim)
         top_k = validation.check_top_k(top_k)
         self._ensure_open()
-        return self._search.search(queries, top_k)
+        if not len(queries):
+            return []
+        return self._backend.search(queries, top_k, metadata_filter)
 
     def stats(self) -> GalleryStats:
         self._ensure_open()
-        items, images = self._store.counts()
-        index = self._search.index
-        return GalleryStats(
-            items=items,
-            images=images,
-            index_kind=self.settings.index.value,
-            index_size=index.size,
-            masked_deletions=index.masked,
-            embedding_dim=self.embedding_dim,
-            model_id=self.model_id,
-            rebuilding=self._rebuilder.running,
-        )
+        return self._backend.stats()
 
     def check(self, *, thorough: bool = False) -> bool:
-        """True when the index holds exactly the stored images.
-
-        The default compares count, sum, min and max of the ids in the store, the index and the id map:
-        cheap enough for a readiness probe on a large gallery. ``thorough`` compares the id sets
-        themselves (done at start).
-        """
+        """True when the index holds exactly the stored images (``thorough``: compare the id sets themselves)."""
         self._ensure_open()
-        with self._write_lock:
-            if thorough:
-                stored = np.sort(self._store.row_ids(self._store.writer))
-                indexed = np.sort(self._search.live_ids())
-                return np.array_equal(stored, indexed) and self._search.row_ids() == set(stored.tolist())
-            stored_fingerprint = self._store.row_id_fingerprint(self._store.writer)
-            indexed = self._search.live_ids()
-            mapped = np.fromiter(self._search.row_ids(), dtype=np.int64)
-        return stored_fingerprint == id_fingerprint(indexed) == id_fingerprint(mapped)
+        return self._backend.check(thorough)
 
     # -- writes -------------------------------------------------------------------------------------------
 
@@ -201,9 +172,8 @@ class Gallery:
             box=box,
             dim=self.embedding_dim,
         )
-        with self._write_lock:
-            self._ensure_open()
-            return self._enrol(request)
+        self._ensure_open()
+        return self._backend.enrol(request)
 
     def update_item(
         self, item_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None
@@ -211,63 +181,35 @@ class Gallery:
         """Changes label and/or metadata (replaced whole); embeddings stay as they are."""
         label = validation.check_label(label) if label is not None else None
         metadata_text = validation.encode_metadata(metadata) if metadata is not None else None
-        with self._write_lock:
-            self._ensure_open()
-            existing = self._require_item(item_id, self._store.writer)
-            changes: dict[str, Any] = {}
-            if label is not None and label != existing.label:
-                changes["label"] = label
-            if metadata_text is not None:
-                changes["metadata"] = metadata_text
-            if changes:
-                with self._store.write() as connection:
-                    self._store.update_item(connection, item_id, changes, time.time())
-            if "label" in changes:
-                self._search.set_label(item_id, changes["label"])
-            return self._require_item(item_id, self._store.writer)
+        self._ensure_open()
+        return self._backend.update_item(self._checked_id(item_id), label, metadata_text)
 
     def delete_item(self, item_id: str) -> int:
         """Deletes the item and all its images; returns how many images were removed."""
-        with self._write_lock:
-            self._ensure_open()
-            self._require_item(item_id, self._store.writer)
-            with self._store.write() as connection:
-                removed = self._store.delete_item(connection, item_id)
-            self._search.remove((row["row_id"] for row in removed), dropped_item=item_id)
-            self._forget_files({row["file_name"] for row in removed})
-            self._rebuilder.maybe_start()
-            return len(removed)
+        self._ensure_open()
+        return self._backend.delete_item(self._checked_id(item_id))
 
     def delete_image(self, image_id: str) -> GalleryImage:
         """Deletes one image. The item stays, even with no image left: its id, label and metadata are the user's."""
-        with self._write_lock:
-            self._ensure_open()
-            writer = self._store.writer
-            row = self._store.image_row(image_id, writer)
-            image = self._store.get_image(image_id, writer)
-            if row is None or image is None:
-                raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
-            with self._store.write() as connection:
-                self._store.delete_image(connection, image_id)
-                self._store.update_item(connection, row["item_id"], {}, time.time())
-            self._search.remove([row["row_id"]])
-            self._forget_files({row["file_name"]})
-            self._rebuilder.maybe_start()
-            return image
+        self._ensure_open()
+        if not isinstance(image_id, str):
+            raise ImageNotFound(f"image {image_id} not found", image_id=image_id)
+        return self._backend.delete_image(image_id)
+
+    def restore(self, record: StoredImage, data: bytes) -> bool:
+        """Puts one image of another gallery in as it was: file, ids, times and embedding (``migrate``)."""
+        self._ensure_open()
+        if record.embedding.shape != (self.embedding_dim,):
+            raise GalleryError(f"the image {record.image.image_id} has an embedding of another size")
+        self._backend.files.write(record.file_name, data)
+        return self._backend.restore(record)
 
     # -- closing ------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._write_lock:
-            if self._closed:
-                return
+        if not self._closed:
             self._closed = True
-        self._rebuilder.stop()
-        if self._snapshots is not None and self._search.mutations != self._snapshot_mutations:
-            with self._search.lock.reading():
-                self._snapshots.write(self._search.index)
-        self._store.close()
-        self._lock.release()
+            self._backend.close()
 
     def __enter__(self) -> Gallery:
         return self
@@ -275,101 +217,18 @@ class Gallery:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- helpers ---------------------------------------------------------------------------------------------
-
-    def _enrol(self, request: NewImage) -> Enrolment:
-        writer = self._store.writer
-        existing = self._store.get_item(request.item_id, writer) if request.item_id is not None else None
-        if existing is not None and existing.label != request.label:
-            raise LabelConflict(
-                f"item {request.item_id} has label {existing.label!r}, not {request.label!r}",
-                item_id=request.item_id,
-                label=existing.label,
-                requested_label=request.label,
-            )
-        item_id = request.item_id or new_id()
-        sha256 = sha256_hex(request.data)
-        image = self._store.find_image(writer, item_id, sha256) if existing is not None else None
-        metadata_changed = request.metadata_text is not None and (
-            existing is None or json.loads(request.metadata_text) != existing.metadata
-        )
-        if existing is not None and image is not None and not metadata_changed:
-            return Enrolment(existing, image, created_item=False, created_image=False)
-        created_image = image is None
-        if image is None:
-            image = self._commit_new_image(request, item_id, sha256, existing, metadata_changed)
-        else:  # the same bytes again, with new metadata
-            with self._store.write() as connection:
-                self._store.update_item(connection, item_id, {"metadata": request.metadata_text}, time.time())
-        item = self._require_item(item_id, writer)
-        return Enrolment(item, image, created_item=existing is None, created_image=created_image)
-
-    def _commit_new_image(
-        self, request: NewImage, item_id: str, sha256: str, existing: GalleryItem | None, metadata_changed: bool
-    ) -> GalleryImage:
-        """Writes the file, then item and image rows in one transaction, then the index entry."""
-        file_name = file_name_for(sha256, request.media_type)
-        wrote_file = self._files.write(file_name, request.data)
-        image_id = new_id()
-        now = time.time()
-        try:
-            with self._store.write() as connection:
-                if existing is None:
-                    self._store.insert_item(connection, item_id, request.label, request.metadata_text or "{}", now)
-                elif metadata_changed:
-                    self._store.update_item(connection, item_id, {"metadata": request.metadata_text}, now)
-                row_id = self._store.insert_image(
-                    connection,
-                    image_id=image_id,
-                    item_id=item_id,
-                    sha256=sha256,
-                    file_name=file_name,
-                    media_type=request.media_type,
-                    box=request.box,
-                    model_id=self.model_id,
-                    embedding=request.vector,
-                    now=now,
-                )
-        except BaseException:
-            if wrote_file and not self._store.file_in_use(self._store.writer, file_name):
-                self._files.remove(file_name)
-            raise
-        try:
-            self._search.add(row_id, image_id, item_id, request.label, request.vector)
-        except Exception as error:
-            # Undo the committed rows so that the store never holds an image the index lacks.
-            with self._store.write() as connection:
-                self._store.delete_image(connection, image_id)
-                if existing is None:
-                    self._store.delete_item(connection, item_id)
-                elif metadata_changed:
-                    previous = {"metadata": validation.encode_metadata(existing.metadata)}
-                    self._store.update_item(connection, item_id, previous, existing.updated_at)
-            self._forget_files({file_name})
-            raise GalleryError(f"could not add the image to the index: {error}") from error
-        return self._store.get_image(image_id, self._store.writer)  # type: ignore[return-value]
-
-    def _forget_files(self, file_names: set[str]) -> None:
-        for file_name in file_names:
-            if not self._store.file_in_use(self._store.writer, file_name):
-                self._files.remove(file_name)
-
     def _ensure_open(self) -> None:
         if self._closed:
             raise GalleryError("the gallery is closed")
 
-    def _require_item(self, item_id: str, connection: sqlite3.Connection | None = None) -> GalleryItem:
-        item = self._store.get_item(item_id, connection) if isinstance(item_id, str) else None
+    @staticmethod
+    def _checked_id(item_id: Any) -> str:
+        if not isinstance(item_id, str):
+            raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
+        return item_id
+
+    def _require_item(self, item_id: str) -> GalleryItem:
+        item = self._backend.get_item(item_id) if isinstance(item_id, str) else None
         if item is None:
             raise ItemNotFound(f"item {item_id} not found", item_id=item_id)
         return item
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def id_fingerprint(ids: NDArray[np.int64]) -> tuple[int, int, int, int]:
-    if not len(ids):
-        return (0, 0, 0, 0)
-    return (len(ids), int(ids.sum()), int(ids.min()), int(ids.max()))

@@ -2,6 +2,9 @@
 
 ``flat`` is exact and removes vectors for real. ``hnsw`` cannot remove, so deleted ids stay in the
 graph and are masked by an ID selector at search time until a rebuild drops them.
+A metadata filter arrives as the ids it selects (from SQLite) and becomes one more ID selector, so faiss
+searches only those; an HNSW search over a small selection is done exactly instead, since a graph walk that
+may only collect a few of the vectors it visits loses recall.
 The class is not thread-safe: :class:`service.gallery.search.SearchIndex` guards it.
 """
 
@@ -14,6 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings, IndexKind
+
+# Below this many selected rows a filtered HNSW search compares the query with each of them (exact, and at
+# 512 dimensions a few milliseconds); above it the graph is searched with the selection as an ID selector.
+EXACT_SELECTION_ROWS = 20_000
+MAX_FILTERED_EF_SEARCH = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +106,49 @@ class VectorIndex:
             ids = ids[~np.isin(ids, np.fromiter(self._masked, dtype=np.int64))]
         return ids
 
-    def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """Scores and ids (-1 where fewer than ``k`` live vectors were found), best first."""
+    def search(
+        self, queries: NDArray[np.float32], k: int, selected: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Scores and ids (-1 where fewer than ``k`` live vectors were found), best first; ``selected``: only
+        these ids (all of them in the index and live)."""
+        if selected is None:
+            return self._search(queries, k, self._selector, self.parameters.hnsw_ef_search)
+        if self.parameters.kind is IndexKind.hnsw and len(selected) <= EXACT_SELECTION_ROWS:
+            return self._search_exactly(queries, k, selected)
+        batch = faiss.IDSelectorBatch(len(selected), faiss.swig_ptr(selected))
+        if self.parameters.kind is IndexKind.flat:
+            return self._index.search(queries, k, params=faiss.SearchParameters(sel=batch))  # type: ignore[call-arg]
+        # the graph walk visits about ef vectors of which only a fraction is selected: widen it by that fraction
+        widened = int(self.parameters.hnsw_ef_search * self.size / max(len(selected), 1))
+        ef_search = min(max(widened, self.parameters.hnsw_ef_search), MAX_FILTERED_EF_SEARCH)
+        return self._search(queries, k, batch, ef_search)
+
+    def _search(
+        self, queries: NDArray[np.float32], k: int, selector: faiss.IDSelector | None, ef_search: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         if self.parameters.kind is IndexKind.hnsw:
             # A fresh parameters object per call: IndexIDMap2 swaps its selector in and out during the search.
-            ef_search = max(self.parameters.hnsw_ef_search, k)
-            parameters = faiss.SearchParametersHNSW(efSearch=ef_search)  # type: ignore[attr-defined]  # not in stubs
-            if self._selector is not None:
-                parameters.sel = self._selector
+            parameters = faiss.SearchParametersHNSW(efSearch=max(ef_search, k))  # type: ignore[attr-defined]
+            if selector is not None:
+                parameters.sel = selector
             return self._index.search(queries, k, params=parameters)
+        if selector is not None:
+            return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
         return self._index.search(queries, k)
+
+    def _search_exactly(
+        self, queries: NDArray[np.float32], k: int, selected: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        if len(selected):
+            vectors = self._index.reconstruct_batch(selected)
+            all_scores = queries @ vectors.T
+            found = min(k, len(selected))
+            best = np.argsort(-all_scores, axis=1, kind="stable")[:, :found]
+            scores[:, :found] = np.take_along_axis(all_scores, best, axis=1)
+            ids[:, :found] = selected[best]
+        return scores, ids
 
     def _refresh_selector(self) -> None:
         masked = np.fromiter(self._masked, dtype=np.int64)

@@ -33,24 +33,32 @@ class SearchIndex:
     def index(self) -> VectorIndex:
         return self._index
 
-    def search(self, queries: NDArray[np.float32], top_k: int) -> list[list[GalleryMatch]]:
+    def search(
+        self, queries: NDArray[np.float32], top_k: int, selected: NDArray[np.int64] | None = None
+    ) -> list[list[GalleryMatch]]:
+        """``selected``: the row ids a metadata filter allows (read from the store; rows not indexed yet or no
+        longer indexed are dropped here, under the lock)."""
         with self.lock.reading():
-            live = self._index.size - self._index.masked
+            if selected is not None:
+                rows = self._rows
+                selected = np.fromiter((row for row in selected.tolist() if row in rows), dtype=np.int64)
+            live = self._index.size - self._index.masked if selected is None else len(selected)
             if live == 0:
                 return [[] for _ in range(len(queries))]
             results: list[list[GalleryMatch]] = [[] for _ in range(len(queries))]
             pending = list(range(len(queries)))
-            fetch = min(top_k * OVERFETCH, self._index.size)
+            limit = self._index.size if selected is None else len(selected)
+            fetch = min(top_k * OVERFETCH, limit)
             while pending:
-                scores, ids = self._index.search(queries[pending], fetch)
+                scores, ids = self._index.search(queries[pending], fetch, selected)
                 still_short = []
                 for position, query in enumerate(pending):
                     results[query] = self._distinct(scores[position], ids[position], top_k)
-                    exhausted = fetch >= self._index.size or ids[position][-1] < 0
+                    exhausted = fetch >= limit or ids[position][-1] < 0
                     if len(results[query]) < top_k and not exhausted:
                         still_short.append(query)
                 pending = still_short
-                fetch = min(fetch * 2, self._index.size)
+                fetch = min(fetch * 2, limit)
             return results
 
     def _distinct(self, scores: NDArray[np.float32], ids: NDArray[np.int64], top_k: int) -> list[GalleryMatch]:

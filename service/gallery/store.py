@@ -19,6 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
+from service.gallery.backend import StoredImage
+from service.gallery.filter_sql import to_sqlite
+from service.gallery.filters import MetadataFilter
 from service.gallery.types import GalleryImage, GalleryItem
 
 SCHEMA_VERSION = 1
@@ -261,6 +264,36 @@ class GalleryStore:
             (model_id, dim * 4),
         ).fetchall()
 
+    def selected_row_ids(self, metadata_filter: MetadataFilter) -> NDArray[np.int64]:
+        """The row ids of the images whose item's metadata passes the filter (a scan of the items)."""
+        condition, parameters = to_sqlite(metadata_filter)
+        rows = (
+            self._reader()
+            # the condition is evaluated once per item, not once per image
+            .execute(f"SELECT row_id FROM images WHERE item_id IN (SELECT item_id FROM items WHERE {condition})",
+                     parameters)
+            .fetchall()
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    def stored_images(self, dim: int) -> Iterator[StoredImage]:
+        """Every image with its item and embedding, in enrolment order (``shitu gallery migrate``)."""
+        rows = self._reader().execute(
+            f"SELECT {', '.join('images.' + c for c in IMAGE_COLUMNS.split(', '))}, images.file_name, "
+            "images.embedding, items.label, items.metadata, items.created_at AS item_created_at, "
+            "items.updated_at AS item_updated_at FROM images JOIN items USING (item_id) ORDER BY images.row_id"
+        )
+        for row in rows:
+            yield StoredImage(
+                image=_image(row),
+                label=row["label"],
+                metadata=json.loads(row["metadata"]),
+                item_created_at=row["item_created_at"],
+                item_updated_at=row["item_updated_at"],
+                file_name=row["file_name"],
+                embedding=np.frombuffer(row["embedding"], dtype=np.float32).reshape(dim),
+            )
+
     def labels(self) -> dict[str, str]:
         return {row[0]: row[1] for row in self._reader().execute("SELECT item_id, label FROM items")}
 
@@ -304,6 +337,27 @@ class GalleryStore:
                 model_id,
                 embedding.astype(np.float32).tobytes(),
                 now,
+            ),
+        )
+        return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    @staticmethod
+    def insert_stored_image(connection: sqlite3.Connection, record: StoredImage) -> int:
+        """An image moved from another gallery, with its own id, time and embedding."""
+        image = record.image
+        cursor = connection.execute(
+            "INSERT INTO images (image_id, item_id, sha256, file_name, media_type, box, model_id, embedding,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                image.image_id,
+                image.item_id,
+                image.sha256,
+                record.file_name,
+                image.media_type,
+                None if image.box is None else json.dumps(list(image.box.as_tuple())),
+                image.model_id,
+                record.embedding.astype(np.float32).tobytes(),
+                image.created_at,
             ),
         )
         return int(cursor.lastrowid)  # type: ignore[arg-type]

@@ -63,3 +63,4 @@ class GalleryStats:
     embedding_dim: int
     model_id: str
     rebuilding: bool
+    backend: str = "embedded"

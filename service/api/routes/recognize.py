@@ -12,11 +12,16 @@ from service.api.errors import documented_errors
 from service.api.schemas import ModelIds, RecognizeResponse
 from service.api.uploads import IMAGE_FORMAT, read_upload
 from service.config import WholeImage
+from service.gallery.filters import parse_filter
 from service.inference.image import DecodeLimits
 from service.inference.pipeline import recognize_bytes
 
 router = APIRouter(tags=["recognition"])
 ERRORS = documented_errors(400, 401, 403, 413, 415, 422, 429, 503, 504)
+FILTER_HELP = (
+    'only items whose metadata passes, applied inside the search (JSON): {"key": "brand", "eq": "acme"}; '
+    'operators eq, ne, in, lt, lte, gt, gte (several on one key: all hold); {"and": [...]}, {"or": [...]}'
+)
 
 
 @router.post("/recognize", response_model=RecognizeResponse, responses=ERRORS)
@@ -33,14 +38,17 @@ async def recognize(
     include_unknown: Annotated[bool | None, Form(description="also return detected objects without a match")] = None,
     sliding_windows: Annotated[bool | None, Form(description="also search square windows (several products, "
                                                  "no detector)")] = None,
+    metadata_filter: Annotated[str | None, Form(alias="filter", description=FILTER_HELP)] = None,
 ) -> RecognizeResponse:
     """Find the registered products in a photo: per object its box, the best item (or null) and the top-k items."""
     started = time.perf_counter()
     options = state.options(await state.request_defaults(), detection_threshold=detection_threshold,
                             max_detections=max_detections, min_score=min_score, whole_image=whole_image, top_k=top_k,
                             max_objects=max_objects, include_unknown=include_unknown, sliding_windows=sliding_windows)
+    parsed = parse_filter(metadata_filter) if metadata_filter else None  # a bad filter is a 422 before any work
     data = await read_upload(image, max_mb=state.settings.limits.max_upload_mb)
-    work = partial(recognize_bytes, data=data, options=options, search=state.gallery.search,
+    work = partial(recognize_bytes, data=data, options=options,
+                   search=partial(state.gallery.search, metadata_filter=parsed),
                    limits=DecodeLimits.of(state.settings.limits))
     async with state.admission():
         result = await state.infer(work)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from service.config import GallerySettings, IndexKind
+from service.config import GalleryBackend, GallerySettings, IndexKind
 from service.gallery import Gallery
+from tests.servers import ClusterServers
 
 DIM = 16
 MODEL_ID = "embedder/test-1"
@@ -41,8 +42,17 @@ def snapshot(gallery: Gallery) -> tuple[object, ...]:
     return items, total, images, stats, files, probe
 
 
+@pytest.fixture(params=[GalleryBackend.embedded, GalleryBackend.cluster], ids=["embedded", "cluster"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> GallerySettings:
+    """Both back ends: the embedded one, and the cluster one on a real PostgreSQL and milvus-lite."""
+    if request.param is GalleryBackend.cluster:
+        servers: ClusterServers = request.getfixturevalue("cluster_servers")
+        return GallerySettings(path=tmp_path / "gallery", backend=GalleryBackend.cluster, cluster=servers.settings())
+    return GallerySettings(path=tmp_path / "gallery")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> GallerySettings:
+def embedded_settings(tmp_path: Path) -> GallerySettings:
     return GallerySettings(path=tmp_path / "gallery")
 
 

@@ -10,6 +10,12 @@ from service.gallery import Gallery
 
 from .conftest import DIM, MODEL_ID, add, unit_vectors
 
+
+@pytest.fixture
+def settings(embedded_settings: GallerySettings) -> GallerySettings:
+    """The embedded back end only: this module tests its SQLite, faiss and directory specifics."""
+    return embedded_settings
+
 WRITERS = 3
 ADDS_PER_WRITER = 25
 SEARCHERS = 3

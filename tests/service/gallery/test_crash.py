@@ -14,6 +14,12 @@ from service.gallery import Gallery
 from .conftest import DIM, MODEL_ID
 from .crash_writer import ITEMS, vector_for
 
+
+@pytest.fixture
+def settings(embedded_settings: GallerySettings) -> GallerySettings:
+    """The embedded back end only: this module tests its SQLite, faiss and directory specifics."""
+    return embedded_settings
+
 REPO = Path(__file__).resolve().parents[3]
 ACKNOWLEDGED_BEFORE_KILL = 40
 

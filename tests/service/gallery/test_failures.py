@@ -17,6 +17,12 @@ from service.gallery.store import GalleryStore
 
 from .conftest import DIM, MODEL_ID, add, snapshot, unit_vectors
 
+
+@pytest.fixture
+def settings(embedded_settings: GallerySettings) -> GallerySettings:
+    """The embedded back end only: this module tests its SQLite, faiss and directory specifics."""
+    return embedded_settings
+
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -238,9 +238,10 @@ def test_an_empty_gallery_accepts_a_new_model(settings: GallerySettings) -> None
         assert gallery.stats().embedding_dim == DIM * 2 and gallery.stats().model_id == "embedder/other"
 
 
-def test_a_second_open_of_the_same_directory_is_refused(gallery: Gallery, settings: GallerySettings) -> None:
-    with pytest.raises(GalleryError, match="another process"):
-        Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID)
+def test_a_second_open_of_the_same_embedded_directory_is_refused(embedded_settings: GallerySettings) -> None:
+    with Gallery.open(embedded_settings, embedding_dim=DIM, model_id=MODEL_ID):
+        with pytest.raises(GalleryError, match="another process"):
+            Gallery.open(embedded_settings, embedding_dim=DIM, model_id=MODEL_ID)
 
 
 def test_closed_gallery_refuses_calls(settings: GallerySettings) -> None:

@@ -13,6 +13,12 @@ from service.gallery import Gallery, reembed_gallery
 
 from .conftest import DIM, MODEL_ID, add, image_bytes, unit_vectors
 
+
+@pytest.fixture
+def settings(embedded_settings: GallerySettings) -> GallerySettings:
+    """The embedded back end only: this module tests its SQLite, faiss and directory specifics."""
+    return embedded_settings
+
 NEW_DIM = 8
 NEW_MODEL = "embedder/new-2"
 

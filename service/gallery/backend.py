@@ -1,0 +1,74 @@
+"""The seam between :class:`service.gallery.Gallery` and where a gallery lives.
+
+The facade checks every input (:mod:`service.gallery.validation`, :mod:`service.gallery.filters`) and turns
+``None`` into the not-found errors; a back end receives checked values only. Two implementations:
+:class:`service.gallery.embedded.EmbeddedGallery` (SQLite + faiss in this process) and
+:class:`service.gallery.cluster.ClusterGallery` (PostgreSQL + Milvus, shared by any number of replicas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.gallery.files import ImageFiles
+from service.gallery.filters import MetadataFilter
+from service.gallery.types import Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
+from service.gallery.validation import NewImage
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One image with everything needed to put it into another back end as it is (``shitu gallery migrate``)."""
+
+    image: GalleryImage
+    label: str
+    metadata: dict[str, Any]
+    item_created_at: float
+    item_updated_at: float
+    file_name: str
+    embedding: NDArray[np.float32]
+
+
+class GalleryBackend(Protocol):
+    files: ImageFiles
+
+    def get_item(self, item_id: str) -> GalleryItem | None: ...
+
+    def list_items(self, offset: int, limit: int, label: str | None) -> tuple[list[GalleryItem], int]: ...
+
+    def item_images(self, item_id: str) -> list[GalleryImage]: ...
+
+    def get_image(self, image_id: str) -> GalleryImage | None: ...
+
+    def image_file_name(self, image_id: str) -> str | None: ...
+
+    def images_with_labels(self) -> list[tuple[GalleryImage, str]]: ...
+
+    def search(
+        self, queries: NDArray[np.float32], top_k: int, metadata_filter: MetadataFilter | None
+    ) -> list[list[GalleryMatch]]: ...
+
+    def stats(self) -> GalleryStats: ...
+
+    def check(self, thorough: bool) -> bool: ...
+
+    def enrol(self, request: NewImage) -> Enrolment: ...
+
+    def update_item(self, item_id: str, label: str | None, metadata_text: str | None) -> GalleryItem: ...
+
+    def delete_item(self, item_id: str) -> int: ...
+
+    def delete_image(self, image_id: str) -> GalleryImage: ...
+
+    def stored_images(self) -> Iterator[StoredImage]: ...
+
+    def restore(self, record: StoredImage) -> bool:
+        """Puts one migrated image in as it was (ids, times, embedding); False when its image id is already there."""
+        ...
+
+    def close(self) -> None: ...
