@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,8 +13,11 @@ from service import __version__
 from service.api.auth import Reader, requires
 from service.api.deps import StateDep
 from service.api.schemas import ErrorResponse, Health, InfoResponse, ModelInfo, Readiness
+from service.config import inference_workers
 from service.inference.manifest import ModelManifest
+from service.inference.models import cpu_has_bf16, embedder_precision
 from service.inference.session import Session
+from service.state import ServiceState
 
 router = APIRouter(tags=["operations"])
 
@@ -50,7 +54,7 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
         embedding_dim=recognizer.embedder.embedding_dim,
         gallery=asdict(await asyncio.to_thread(state.gallery.stats)),
         defaults={**asdict(state.defaults), "whole_image": state.defaults.whole_image.value},
-        runtime=settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}) if details else None,
+        runtime=_runtime(state) if details else None,
         limits=settings.limits.model_dump(mode="json") if details else None,
     )
 
@@ -59,6 +63,18 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
 async def metrics(request: Request) -> Response:
     await requires(request.app.state.metrics_scope)(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _runtime(state: ServiceState) -> dict[str, Any]:
+    """The settings, and what start-up made of them: precision by CPU, workers, how well batching works."""
+    settings = state.settings
+    return {
+        **settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}),
+        "embedder_precision": embedder_precision(settings.runtime),
+        "cpu_bf16": cpu_has_bf16(),
+        "inference_workers": inference_workers(settings),
+        "batching": {**settings.batching.model_dump(mode="json"), "since_start": state.pool.stats()},
+    }
 
 
 def _model_info(manifest: ModelManifest, session: Session, store: Path, *, details: bool) -> ModelInfo:
