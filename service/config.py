@@ -60,9 +60,12 @@ class RuntimeSettings(BaseModel):
     cpu_threads: int = Field(default_factory=default_cpu_threads, ge=1,
                              description="math threads per predictor (default: 2, or 1 on a 1-core machine)")
     onednn: bool = Field(True, description="oneDNN (MKLDNN) kernels on CPU")
+    # Off by default: measured on an AVX512-BF16 CPU (docs/performance.md, bench/precision.py), bf16 keeps
+    # recall@1 but its features are only at cosine 0.992 (mean) of fp32, short of the 0.999 the gallery's
+    # stored embeddings need to stay interchangeable.
     onednn_bf16: bool | None = Field(
-        None, description="bf16 oneDNN kernels for the embedder; None: on where the CPU has AMX or AVX512-BF16 "
-        "(checked at start, shown in /info), fp32 elsewhere"
+        False, description="bf16 oneDNN kernels for the embedder: True, False, or None (on where the CPU has AMX "
+        "or AVX512-BF16, checked at start and shown in /info; fp32 elsewhere)"
     )
     onednn_cache_capacity: int = Field(
         40, ge=1, description="input shapes whose oneDNN kernels a predictor keeps; batches of every size up to "

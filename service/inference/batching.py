@@ -116,9 +116,7 @@ class Batcher:
         """Clones every session per worker and warms the clones up; returns when all workers are ready."""
         ready = threading.Barrier(self._workers + 1)
         for number in range(self._workers):
-            sessions = {name: model.session.clone() for name, model in self._models.items()}
-            thread = threading.Thread(target=self._serve, args=(sessions, ready), name=f"inference-{number}",
-                                      daemon=True)
+            thread = threading.Thread(target=self._serve, args=(ready,), name=f"inference-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
         ready.wait(timeout=600)
@@ -170,8 +168,11 @@ class Batcher:
 
     # -- the workers -------------------------------------------------------------------------------------
 
-    def _serve(self, sessions: dict[str, Session], ready: threading.Barrier) -> None:
+    def _serve(self, ready: threading.Barrier) -> None:
+        # Cloned in the thread that runs them: Paddle keeps oneDNN's kernel cache per thread.
+        sessions: dict[str, Session] = {}
         try:
+            sessions = {name: model.session.clone() for name, model in self._models.items()}
             if self._warm_up is not None:
                 self._warm_up(sessions)
         finally:

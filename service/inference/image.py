@@ -30,6 +30,9 @@ RGBImage = NDArray[np.uint8]
 
 # Pillow only reads headers here; the pixel limit is ours (settings), checked before cv2 decodes anything.
 Image.MAX_IMAGE_PIXELS = None
+# Requests run on their own threads, side by side: OpenCV's own thread pool on top would only oversubscribe the
+# cores the inference threads use.
+cv2.setNumThreads(1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,20 @@ gets its own through :meth:`PaddleModel.clone`, which shares the weights and the
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import paddle.inference as paddle_inference
+
+# Paddle's Intel OpenMP keeps its math threads spinning for 200 ms after every run (KMP_BLOCKTIME's default):
+# on a small machine they take the cores the request threads need to decode and prepare the next inputs. 1 ms
+# still covers the gaps between the layers of one run. Read when OpenMP starts, so before Paddle is imported;
+# a value in the environment wins.
+os.environ.setdefault("KMP_BLOCKTIME", "1")
+
+import paddle.inference as paddle_inference  # noqa: E402  (after the OpenMP setting above)
 
 from service.config import Device, Precision, RuntimeSettings
 from service.errors import ModelError
