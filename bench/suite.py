@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import decode_cost
+import embedder_stage
 import gallery_scale
 import http_throughput
 from machine import machine_record, write_result  # bench/ is the script's directory
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--real", type=int, default=100_000)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "shitu_bench_embeddings.npy")
-    parser.add_argument("--sections", default="http,decode,gallery")
+    parser.add_argument("--sections", default="http,embedder,decode,gallery")
     parser.add_argument("--out-md", type=Path, default=None)
     arguments = parser.parse_args()
     sections = set(arguments.sections.split(","))
@@ -60,6 +61,16 @@ def main() -> None:
             record["http"] = {**http, "new_over_baseline": http_throughput.ratios(http)}
             record["seconds"]["http"] = round(time.monotonic() - started)
             tables.append("### POST /recognize over HTTP, with the detector\n\n" + http_throughput.markdown(http))
+    if "embedder" in sections:
+        record["embedder"] = embedder_stage.run(batch=16, rounds=20, threads=2)
+        medians = record["embedder"]["median_ms"]
+        tables.append("### The embedder stage against the bare predictor, batch of 16 crops\n\n"
+                      "| bare predictor | batched session | stage with preprocessing | session / bare | stage / bare "
+                      "|\n"
+                      "| --- | --- | --- | --- | --- |\n"
+                      f"| {medians['bare_predictor']} ms | {medians['batched_session']} ms | "
+                      f"{medians['embedder_stage_with_preprocessing']} ms | "
+                      f"{record['embedder']['batched_session_over_bare']} | {record['embedder']['stage_over_bare']} |")
     if "decode" in sections:
         started = time.monotonic()
         record["decode"] = decode_cost.run(arguments.demo, arguments.baseline_ref, runs=7)

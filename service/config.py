@@ -59,6 +59,10 @@ class RuntimeSettings(BaseModel):
     device: Device = Device.cpu
     cpu_threads: int = Field(default_factory=default_cpu_threads, ge=1,
                              description="math threads per predictor (default: 2, or 1 on a 1-core machine)")
+    lone_cpu_threads: int | None = Field(
+        None, ge=1, description="math threads for a batch that runs alone (no other request in flight, no other "
+        "worker busy): a lone request gets the cores; None: every core"
+    )
     onednn: bool = Field(True, description="oneDNN (MKLDNN) kernels on CPU")
     # Off by default: measured on an AVX512-BF16 CPU (docs/performance.md, bench/precision.py), bf16 keeps
     # recall@1 but its features are only at cosine 0.992 (mean) of fp32, short of the 0.999 the gallery's
@@ -259,6 +263,13 @@ def inference_workers(settings: Settings) -> int:
     if settings.runtime.device is Device.gpu:
         return 1
     return max(1, cpu_count() // settings.runtime.cpu_threads)
+
+
+def lone_cpu_threads(runtime: RuntimeSettings) -> int:
+    """Math threads of a batch that runs alone (CPU only; equal to ``cpu_threads``: no separate predictors)."""
+    if runtime.device is Device.gpu:
+        return runtime.cpu_threads
+    return max(runtime.cpu_threads, runtime.lone_cpu_threads or cpu_count())
 
 
 def get_settings() -> Settings:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.config import Settings, inference_workers
+from service.config import Settings, inference_workers, lone_cpu_threads
 from service.errors import Overloaded, RequestTimeout
 from service.gallery import Gallery, read_list_file
 from service.importing import import_entries
@@ -109,11 +109,15 @@ def open_state(settings: Settings) -> ServiceState:
     if settings.gallery.demo is not None and gallery.stats().images == 0:
         _import_demo(settings.gallery.demo, recognizer, gallery, settings, defaults)
     limits = settings.limits
+    lone = None
+    if lone_cpu_threads(settings.runtime) > settings.runtime.cpu_threads:
+        wide = settings.runtime.model_copy(update={"cpu_threads": lone_cpu_threads(settings.runtime)})
+        lone = load_recognizer(settings.models, wide, settings.pipeline)
     # Every admitted request runs at once: its Python work overlaps the models', and its model inputs can join
     # other requests' batches. Admission (429) bounds the threads.
     pool = WorkerPool(recognizer, request_threads=limits.max_concurrent_requests + limits.max_concurrent_writes,
                       inference_workers=inference_workers(settings), batching=settings.batching,
-                      runtime=settings.runtime)
+                      runtime=settings.runtime, lone=lone)
     pool.prepare()
     return ServiceState(settings=settings, recognizer=pool.recognizer, pool=pool, gallery=gallery,
                         defaults=defaults)

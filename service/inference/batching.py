@@ -10,6 +10,10 @@ A job whose inputs have the shapes of the batch's first job (the batch axis asid
 model's ``max_batch`` rows. A worker waits up to ``max_wait_ms`` for more jobs, but only while some request in
 flight is neither queued nor being run (it is decoding or post-processing, and may come): a lone request never
 waits.
+
+A model may come with a second, *wide* session (more math threads): a batch that holds every request in flight
+while no other worker is busy runs on it, so a lone request gets all the cores, and under load each worker runs
+its narrow session, side by side, without OpenMP threads fighting over the cores.
 """
 
 from __future__ import annotations
@@ -63,9 +67,11 @@ class _Model:
     input_names: tuple[str, ...]
     max_batch: int
     split: Split
+    wide: Session | None = None
     queue: deque[_Job] = field(default_factory=deque)
     batches: int = 0
     rows: int = 0
+    wide_batches: int = 0
 
 
 class BatchedSession:
@@ -104,12 +110,14 @@ class Batcher:
         self._condition = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._outstanding = 0  # jobs submitted and not yet answered (queued or in a running batch)
+        self._busy = 0  # workers running a batch
         self._closed = False
 
-    def add(self, name: str, session: Session, *, max_batch: int, split: Split) -> BatchedSession:
+    def add(self, name: str, session: Session, *, max_batch: int, split: Split,
+            wide: Session | None = None) -> BatchedSession:
         if self._threads:
             raise RuntimeError("models are added before the batcher starts")
-        self._models[name] = _Model(session, session.input_names, max_batch, split)
+        self._models[name] = _Model(session, session.input_names, max_batch, split, wide)
         return BatchedSession(self, name, session)
 
     def start(self) -> None:
@@ -124,7 +132,8 @@ class Batcher:
     def stats(self) -> dict[str, dict[str, float]]:
         with self._condition:
             return {name: {"batches": model.batches, "rows": model.rows,
-                           "mean_rows": round(model.rows / model.batches, 2) if model.batches else 0.0}
+                           "mean_rows": round(model.rows / model.batches, 2) if model.batches else 0.0,
+                           "alone_on_all_threads": model.wide_batches}
                     for name, model in self._models.items()}
 
     def submit(self, name: str, feed: Mapping[str, Array]) -> list[Array]:
@@ -171,20 +180,29 @@ class Batcher:
     def _serve(self, ready: threading.Barrier) -> None:
         # Cloned in the thread that runs them: Paddle keeps oneDNN's kernel cache per thread.
         sessions: dict[str, Session] = {}
+        wide: dict[str, Session] = {}
         try:
             sessions = {name: model.session.clone() for name, model in self._models.items()}
+            wide = {name: model.wide.clone() for name, model in self._models.items() if model.wide is not None}
             if self._warm_up is not None:
                 self._warm_up(sessions)
+                if wide:
+                    self._warm_up({**sessions, **wide})
         finally:
             ready.wait(timeout=600)
         while True:
             taken = self._take()
             if taken is None:
                 return
-            name, jobs = taken
-            self._run(name, sessions[name], jobs)
+            name, jobs, alone = taken
+            try:
+                self._run(name, wide[name] if alone and name in wide else sessions[name], jobs)
+            finally:
+                with self._condition:
+                    self._busy -= 1
 
-    def _take(self) -> tuple[str, list[_Job]] | None:
+    def _take(self) -> tuple[str, list[_Job], bool] | None:
+        """The next batch, and whether it is alone: no other worker busy and every request in flight in it."""
         with self._condition:
             while not self._closed and not any(model.queue for model in self._models.values()):
                 self._condition.wait()
@@ -203,9 +221,13 @@ class Batcher:
                 if rows >= model.max_batch or remaining <= 0 or may_come <= 0 or self._closed:
                     break
                 self._condition.wait(remaining)
+            alone = self._busy == 0 and self._in_flight() <= len(jobs) and not any(
+                other.queue for other in self._models.values())
+            self._busy += 1
             model.batches += 1
             model.rows += rows
-            return name, jobs
+            model.wide_batches += alone and model.wide is not None
+            return name, jobs, alone
 
     @staticmethod
     def _gather(model: _Model, key: tuple[tuple[int, ...], ...], jobs: list[_Job], rows: int) -> int:

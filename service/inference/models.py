@@ -107,7 +107,8 @@ class WorkerPool:
     models on the batcher's inference threads, where concurrent requests' inputs are batched."""
 
     def __init__(self, recognizer: Recognizer, *, request_threads: int, inference_workers: int,
-                 batching: BatchingSettings, runtime: RuntimeSettings) -> None:
+                 batching: BatchingSettings, runtime: RuntimeSettings, lone: Recognizer | None = None) -> None:
+        """``lone``: the same models with more math threads, for a batch that runs alone."""
         self._in_flight = 0
         self._count_lock = threading.Lock()
         self._warmup = runtime.warmup
@@ -119,14 +120,16 @@ class WorkerPool:
             embedder_batch = min(embedder_batch, runtime.tensorrt_max_batch)
         embedder = recognizer.embedder
         shared_embedder = Embedder(self._batcher.add("embedder", embedder.session, max_batch=embedder_batch,
-                                                     split=split_rows), embedder.manifest,
+                                                     split=split_rows, wide=lone.embedder.session if lone else None),
+                                   embedder.manifest,
                                    max_batch_size=min(embedder.max_batch_size, embedder_batch))
         detector = recognizer.detector
         shared_detector = None
         if detector is not None:
             detector_batch = batching.max_detector_batch if detector_batches(detector, runtime) else 1
+            wide = lone.detector.session if lone is not None and lone.detector is not None else None
             shared_detector = Detector(self._batcher.add("detector", detector.session, max_batch=detector_batch,
-                                                         split=split_detections), detector.manifest)
+                                                         split=split_detections, wide=wide), detector.manifest)
         self.recognizer = Recognizer(shared_embedder, shared_detector)
         self._executor = ThreadPoolExecutor(max_workers=request_threads, thread_name_prefix="request")
 

@@ -167,3 +167,20 @@ def test_the_real_models_give_each_request_its_own_results(recognizer: Recognize
     for alone, batched in zip(alone_features, features, strict=True):
         np.testing.assert_allclose(alone, batched, atol=1e-4)  # type: ignore[arg-type]
     assert stats["detector"]["mean_rows"] > 1 and stats["embedder"]["mean_rows"] > 2
+
+
+def test_a_lone_batch_runs_on_the_wide_session_and_a_crowd_on_the_narrow_ones() -> None:
+    narrow, wide = AffineSession(), AffineSession()
+    in_flight = [1]
+    batcher = Batcher(workers=2, max_wait_ms=0.0, in_flight=lambda: in_flight[0])
+    shared = batcher.add("m", narrow, max_batch=1, split=split_rows, wide=wide)
+    batcher.start()
+
+    shared.run({"x": np.ones((1, 3), np.float32)})  # alone: every core
+    in_flight[0] = 4
+    _concurrently([lambda: shared.run({"x": np.ones((1, 3), np.float32)}) for _ in range(4)])
+    stats = batcher.stats()["m"]
+    batcher.close()
+
+    assert (len(wide.batches), len(narrow.batches)) == (1, 4)
+    assert stats["alone_on_all_threads"] == 1

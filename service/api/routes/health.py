@@ -13,7 +13,7 @@ from service import __version__
 from service.api.auth import Reader, requires
 from service.api.deps import StateDep
 from service.api.schemas import ErrorResponse, Health, InfoResponse, ModelInfo, Readiness
-from service.config import inference_workers
+from service.config import inference_workers, lone_cpu_threads
 from service.inference.manifest import ModelManifest
 from service.inference.models import cpu_has_bf16, embedder_precision
 from service.inference.session import Session
@@ -73,6 +73,7 @@ def _runtime(state: ServiceState) -> dict[str, Any]:
         "embedder_precision": embedder_precision(settings.runtime),
         "cpu_bf16": cpu_has_bf16(),
         "inference_workers": inference_workers(settings),
+        "lone_cpu_threads": lone_cpu_threads(settings.runtime),
         "batching": {**settings.batching.model_dump(mode="json"), "since_start": state.pool.stats()},
     }
 
