@@ -47,10 +47,9 @@ def cpu_count() -> int:
 
 
 def default_cpu_threads() -> int:
-    # Measured on 2 cores (docs/performance.md): one worker with 2 math threads keeps the latency of a lone
-    # request and, with cross-request batching, gives the best throughput too; past 2 threads oneDNN's
-    # scaling on these small models flattens, so larger machines run more workers instead.
-    return min(2, cpu_count())
+    # Measured on 2 shared cores (docs/performance.md): one math thread per inference worker and one worker per
+    # core serve best, alone and under load (OpenMP teams sharing cores with other threads stall each other).
+    return 1
 
 
 class RuntimeSettings(BaseModel):
@@ -58,10 +57,13 @@ class RuntimeSettings(BaseModel):
 
     device: Device = Device.cpu
     cpu_threads: int = Field(default_factory=default_cpu_threads, ge=1,
-                             description="math threads per predictor (default: 2, or 1 on a 1-core machine)")
+                             description="math threads per predictor under load (default 1: one worker per core)")
+    # Off by default: measured on this shared 2-core machine (docs/performance.md), a lone request on 2 OpenMP
+    # threads was 3-6x slower than on 1 whenever other processes held the cores; on a dedicated machine set it
+    # to the core count.
     lone_cpu_threads: int | None = Field(
         None, ge=1, description="math threads for a batch that runs alone (no other request in flight, no other "
-        "worker busy): a lone request gets the cores; None: every core"
+        "worker busy), on predictors of its own; None: cpu_threads (no separate predictors)"
     )
     onednn: bool = Field(True, description="oneDNN (MKLDNN) kernels on CPU")
     # Off by default: measured on an AVX512-BF16 CPU (docs/performance.md, bench/precision.py), bf16 keeps
@@ -267,9 +269,9 @@ def inference_workers(settings: Settings) -> int:
 
 def lone_cpu_threads(runtime: RuntimeSettings) -> int:
     """Math threads of a batch that runs alone (CPU only; equal to ``cpu_threads``: no separate predictors)."""
-    if runtime.device is Device.gpu:
+    if runtime.device is Device.gpu or runtime.lone_cpu_threads is None:
         return runtime.cpu_threads
-    return max(runtime.cpu_threads, runtime.lone_cpu_threads or cpu_count())
+    return max(runtime.cpu_threads, runtime.lone_cpu_threads)
 
 
 def get_settings() -> Settings:
