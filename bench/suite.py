@@ -73,7 +73,7 @@ def main() -> None:
                       f"{record['embedder']['batched_session_over_bare']} | {record['embedder']['stage_over_bare']} |")
     if "decode" in sections:
         started = time.monotonic()
-        record["decode"] = decode_cost.run(arguments.demo, arguments.baseline_ref, runs=7)
+        record["decode"] = decode_cost.run(arguments.demo, arguments.baseline_ref, runs=3)
         record["seconds"]["decode"] = round(time.monotonic() - started)
         same = record["decode"]["recognition_12MP"]["same_as_full_decode"]
         tables.append("### Decode and preprocessing by photo size\n\n" + decode_cost.markdown(record["decode"])
