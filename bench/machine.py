@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -35,8 +35,16 @@ def machine_record(threads: int) -> dict[str, object]:
         "threads": threads,
         "load_average_1min": round(os.getloadavg()[0], 2),
         # The distribution's metadata, so that recording the version does not import paddle.
-        "paddle": version("paddlepaddle"),
+        "paddle": _version("paddlepaddle"),
     }
+
+
+def _version(distribution: str) -> str:
+    """A record must not cost the measurement: a venv changed under a long run once lost a result here."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def write_result(name: str, record: dict) -> Path:

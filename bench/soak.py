@@ -47,26 +47,35 @@ def _jpeg(rgb: np.ndarray) -> bytes:
 
 
 @contextmanager
-def server(gallery: Path, port: int, store: Path, detector: str) -> Iterator[subprocess.Popen[bytes]]:
-    environment = {**os.environ, "SHITU_MODELS__STORE": str(store), "SHITU_MODELS__DETECTOR": detector,
-                   "SHITU_GALLERY__PATH": str(gallery), "SHITU_RUNTIME__CPU_THREADS": "1",
-                   "SHITU_SERVER__LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=REPO,
-                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def server(gallery: Path, port: int, store: Path, detector: str, *, checkout: Path = REPO,
+           environment: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m service serve`` of ``checkout`` (another one: a baseline) until it answers ``/ready``."""
+    variables = {**os.environ, "PYTHONPATH": str(checkout), "SHITU_MODELS__STORE": str(store),
+                 "SHITU_MODELS__DETECTOR": detector, "SHITU_GALLERY__PATH": str(gallery),
+                 "SHITU_RUNTIME__CPU_THREADS": "1", "SHITU_SERVER__LOG_LEVEL": "warning", **(environment or {})}
+    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=checkout,
+                               env=variables, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("the server did not become ready")
+        wait_ready(f"http://127.0.0.1:{port}", process)
         yield process
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> float:
+    """Seconds until ``/ready`` answered 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready")
 
 
 def rss_mb(pid: int) -> float:

@@ -6,6 +6,7 @@ needs through its constructor.
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -34,6 +35,21 @@ class WholeImage(str, Enum):
 class IndexKind(str, Enum):
     flat = "flat"
     hnsw = "hnsw"
+    auto = "auto"  # flat below gallery.exact_max_images, HNSW from there
+
+
+def cpu_count() -> int:
+    """The cores this process may use (the affinity mask, which containers and taskset narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_cpu_threads() -> int:
+    # Measured on 2 shared cores (docs/performance.md): one math thread per inference worker and one worker per
+    # core serve best, alone and under load (OpenMP teams sharing cores with other threads stall each other).
+    return 1
 
 
 class GalleryBackend(str, Enum):
@@ -64,9 +80,27 @@ class RuntimeSettings(BaseModel):
     """How Paddle Inference runs the models."""
 
     device: Device = Device.cpu
-    cpu_threads: int = Field(2, ge=1, description="math threads per predictor")
+    cpu_threads: int = Field(default_factory=default_cpu_threads, ge=1,
+                             description="math threads per predictor under load (default 1: one worker per core)")
+    # Off by default: measured on this shared 2-core machine (docs/performance.md), a lone request on 2 OpenMP
+    # threads was 3-6x slower than on 1 whenever other processes held the cores; on a dedicated machine set it
+    # to the core count.
+    lone_cpu_threads: int | None = Field(
+        None, ge=1, description="math threads for a batch that runs alone (no other request in flight, no other "
+        "worker busy), on predictors of its own; None: cpu_threads (no separate predictors)"
+    )
     onednn: bool = Field(True, description="oneDNN (MKLDNN) kernels on CPU")
-    onednn_bf16: bool = Field(False, description="bf16 oneDNN kernels for the embedder (CPUs with AMX/avx512_bf16)")
+    # Off by default: measured on an AVX512-BF16 CPU (docs/performance.md, bench/precision.py), bf16 keeps
+    # recall@1 but its features are only at cosine 0.992 (mean) of fp32, short of the 0.999 the gallery's
+    # stored embeddings need to stay interchangeable.
+    onednn_bf16: bool | None = Field(
+        False, description="bf16 oneDNN kernels for the embedder: True, False, or None (on where the CPU has AMX "
+        "or AVX512-BF16, checked at start and shown in /info; fp32 elsewhere)"
+    )
+    onednn_cache_capacity: int = Field(
+        40, ge=1, description="input shapes whose oneDNN kernels a predictor keeps; batches of every size up to "
+        "batching.max_embedder_batch should fit, or each new size rebuilds the kernels"
+    )
     gpu_id: int = 0
     gpu_memory_mb: int = Field(1024, ge=64, description="initial GPU memory pool")
     tensorrt: bool = Field(False, description="TensorRT subgraphs on GPU")
@@ -137,12 +171,30 @@ class PipelineSettings(BaseModel):
         return scales
 
 
+class BatchingSettings(BaseModel):
+    """Cross-request batching: concurrent requests' crops go to the embedder as one batch, detector inputs of one
+    size to the detector likewise."""
+
+    max_wait_ms: float = Field(
+        3.0, ge=0.0, le=100.0, description="how long a batch waits for more work; only while other requests "
+        "are in flight and not yet queued (a lone request never waits)"
+    )
+    max_embedder_batch: int = Field(32, ge=1, description="largest embedder batch, in crops, across requests")
+    max_detector_batch: int = Field(4, ge=1, description="largest detector batch, in images (1: no batching)")
+
+
 class GallerySettings(BaseModel):
     path: Path = Field(Path("data/gallery"), description="directory of the image files (and of the SQLite store of "
                        "the embedded back end); a volume every replica mounts for the cluster back end")
     backend: GalleryBackend = GalleryBackend.embedded
     cluster: ClusterSettings = ClusterSettings()
-    index: IndexKind = IndexKind.flat
+    index: IndexKind = Field(IndexKind.auto, description="embedded back end: flat (exact), hnsw, or auto: flat below "
+                             "exact_max_images, HNSW from there (switched by a background rebuild when a gallery grows "
+                             "past it)")
+    exact_max_images: int = Field(
+        50_000, ge=1, description="auto: exact search up to this many images (about 2 ms a query on one core at "
+        "512-d), HNSW above"
+    )
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_search: int = Field(64, ge=8)
     hnsw_ef_construction: int = Field(40, ge=8)
@@ -166,11 +218,17 @@ class LimitsSettings(BaseModel):
     )
     max_image_side_px: int = Field(16_384, ge=16, description="largest declared side, before any decoding")
     decode_max_side_px: int | None = Field(
-        1280, ge=64, description="JPEGs are decoded at 1/2, 1/4 or 1/8 (DCT scaling) while the longer side stays "
-        "at least this; boxes are still in original pixels. None: full decode, as PaddleClas"
+        640, ge=64, description="JPEGs are decoded at 1/2, 1/4 or 1/8 (DCT scaling) while the longer side stays "
+        "at least this (2x the detector's 320 px; a product a sixth of the photo wide still gives the embedder its "
+        "160 px); boxes are still in original pixels. None (SHITU_LIMITS__DECODE_MAX_SIDE_PX=none): parity mode, "
+        "the full decode of PaddleClas"
     )
-    inference_workers: int = Field(1, ge=1, description="threads, each with its own predictors")
-    max_concurrent_requests: int = Field(8, ge=1, description="recognitions and reads in flight before 429")
+    inference_workers: int | None = Field(
+        None, ge=1, description="inference threads, each with its own predictors; None: cores / cpu_threads"
+    )
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="recognitions and reads in flight before 429; all run at once (cross-request batching)"
+    )
     max_concurrent_writes: int = Field(4, ge=1, description="gallery writes in flight before 429 (own slots: never "
                                        "starved by recognitions)")
     request_timeout_s: float = Field(30.0, gt=0, description="inference time before 504 (never after a commit)")
@@ -226,9 +284,12 @@ class ServerSettings(BaseModel):
 class Settings(BaseSettings):
     """All settings. Environment: ``SHITU_GALLERY__PATH=/data/gallery``, ``SHITU_RUNTIME__CPU_THREADS=4``…"""
 
-    model_config = SettingsConfigDict(env_prefix="SHITU_", env_nested_delimiter="__", extra="ignore")
+    # "none" in a variable is None: SHITU_LIMITS__DECODE_MAX_SIDE_PX=none is the full decode (parity mode).
+    model_config = SettingsConfigDict(env_prefix="SHITU_", env_nested_delimiter="__", extra="ignore",
+                                      env_parse_none_str="none")
 
     runtime: RuntimeSettings = RuntimeSettings()
+    batching: BatchingSettings = BatchingSettings()
     models: ModelSettings = ModelSettings()
     pipeline: PipelineSettings = PipelineSettings()
     gallery: GallerySettings = GallerySettings()
@@ -241,6 +302,22 @@ class Settings(BaseSettings):
         if self.runtime.tensorrt and self.runtime.device is not Device.gpu:
             raise ValueError("runtime.tensorrt needs runtime.device=gpu")
         return self
+
+
+def inference_workers(settings: Settings) -> int:
+    """The configured inference threads, else as many as the cores hold at ``cpu_threads`` each."""
+    if settings.limits.inference_workers is not None:
+        return settings.limits.inference_workers
+    if settings.runtime.device is Device.gpu:
+        return 1
+    return max(1, cpu_count() // settings.runtime.cpu_threads)
+
+
+def lone_cpu_threads(runtime: RuntimeSettings) -> int:
+    """Math threads of a batch that runs alone (CPU only; equal to ``cpu_threads``: no separate predictors)."""
+    if runtime.device is Device.gpu or runtime.lone_cpu_threads is None:
+        return runtime.cpu_threads
+    return max(runtime.cpu_threads, runtime.lone_cpu_threads)
 
 
 def get_settings() -> Settings:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.config import MinScoreSource, Settings
+from service.config import MinScoreSource, Settings, inference_workers, lone_cpu_threads
 from service.errors import Overloaded, RequestTimeout
 from service.gallery import Gallery, read_list_file
 from service.gallery.threshold import GalleryThreshold, ThresholdEstimator
@@ -131,10 +131,19 @@ def open_state(settings: Settings) -> ServiceState:
     defaults = recognizer.default_options(settings.pipeline)
     if settings.gallery.demo is not None and gallery.stats().images == 0:
         _import_demo(settings.gallery.demo, recognizer, gallery, settings, defaults)
-    pool = WorkerPool(recognizer, settings.limits.inference_workers, warmup=settings.runtime.warmup)
-    pool.prepare(settings.limits.inference_workers)
-    return ServiceState(settings=settings, recognizer=recognizer, pool=pool, gallery=gallery, defaults=defaults,
-                        threshold=ThresholdEstimator(gallery, settings.gallery))
+    limits = settings.limits
+    lone = None
+    if lone_cpu_threads(settings.runtime) > settings.runtime.cpu_threads:
+        wide = settings.runtime.model_copy(update={"cpu_threads": lone_cpu_threads(settings.runtime)})
+        lone = load_recognizer(settings.models, wide, settings.pipeline)
+    # Every admitted request runs at once: its Python work overlaps the models', and its model inputs can join
+    # other requests' batches. Admission (429) bounds the threads.
+    pool = WorkerPool(recognizer, request_threads=limits.max_concurrent_requests + limits.max_concurrent_writes,
+                      inference_workers=inference_workers(settings), batching=settings.batching,
+                      runtime=settings.runtime, lone=lone)
+    pool.prepare()
+    return ServiceState(settings=settings, recognizer=pool.recognizer, pool=pool, gallery=gallery,
+                        defaults=defaults, threshold=ThresholdEstimator(gallery, settings.gallery))
 
 
 def _import_demo(list_file: Path, recognizer: Recognizer, gallery: Gallery, settings: Settings,

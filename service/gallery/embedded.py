@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
 from service.gallery.backend import StoredImage
@@ -75,7 +75,8 @@ class EmbeddedGallery:
         with gallery._write_lock:
             gallery._rebuilder.maybe_start()  # a reloaded snapshot may carry many masked deletions
         items, images = parts.store.counts()
-        logger.info("gallery %s: %d items, %d images, %s index", settings.path, items, images, settings.index.value)
+        logger.info("gallery %s: %d items, %d images, %s index", settings.path, items, images,
+                    parts.search_index.index.parameters.kind.value)
         return gallery
 
     # -- reads --------------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class EmbeddedGallery:
         return GalleryStats(
             items=items,
             images=images,
-            index_kind=self.settings.index.value,
+            index_kind=index.parameters.kind.value,
             index_size=index.size,
             masked_deletions=index.masked,
             embedding_dim=self.embedding_dim,
@@ -244,9 +245,11 @@ class EmbeddedGallery:
                 return
             self._closed = True
         self._rebuilder.stop()
-        if self._snapshots is not None and self._search.mutations != self._snapshot_mutations:
+        index = self._search.index
+        if (self._snapshots is not None and index.parameters.kind is IndexKind.hnsw
+                and self._search.mutations != self._snapshot_mutations):
             with self._search.lock.reading():
-                self._snapshots.write(self._search.index)
+                self._snapshots.write(index)
         self._store.close()
         self._lock.release()
 
@@ -322,6 +325,7 @@ class EmbeddedGallery:
                     self._store.update_item(connection, item_id, previous, existing.updated_at)
             self._forget_files({file_name})
             raise GalleryError(f"could not add the image to the index: {error}") from error
+        self._rebuilder.maybe_start()  # an auto gallery that outgrew exact search switches to HNSW
         return self._store.get_image(image_id, self._store.writer)  # type: ignore[return-value]
 
     def _forget_files(self, file_names: set[str]) -> None:

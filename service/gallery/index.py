@@ -10,7 +10,8 @@ The class is not thread-safe: :class:`service.gallery.search.SearchIndex` guards
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -33,8 +34,20 @@ class IndexParameters:
     hnsw_ef_construction: int = 40
 
     @classmethod
-    def from_settings(cls, settings: GallerySettings, dim: int) -> IndexParameters:
-        return cls(settings.index, dim, settings.hnsw_m, settings.hnsw_ef_search, settings.hnsw_ef_construction)
+    def from_settings(cls, settings: GallerySettings, dim: int, images: int) -> IndexParameters:
+        """The parameters for a gallery of ``images``: ``auto`` resolves to flat or HNSW by its size."""
+        return cls(index_kind_for(settings, images), dim, settings.hnsw_m, settings.hnsw_ef_search,
+                   settings.hnsw_ef_construction)
+
+    def with_kind(self, kind: IndexKind) -> IndexParameters:
+        return replace(self, kind=kind)
+
+
+def index_kind_for(settings: GallerySettings, images: int) -> IndexKind:
+    """``flat`` or ``hnsw``: the configured kind, or for ``auto`` exact search below ``exact_max_images``."""
+    if settings.index is not IndexKind.auto:
+        return settings.index
+    return IndexKind.hnsw if images >= settings.exact_max_images else IndexKind.flat
 
 
 class VectorIndex:
@@ -63,15 +76,16 @@ class VectorIndex:
         return index
 
     @classmethod
-    def deserialize(cls, parameters: IndexParameters, data: NDArray[np.uint8]) -> VectorIndex:
-        loaded = faiss.deserialize_index(data)
+    def read_from(cls, parameters: IndexParameters, read: Callable[[int], bytes]) -> VectorIndex:
+        """Streams a written index in (no second copy of a large graph in memory, as ``deserialize`` makes)."""
+        loaded = faiss.read_index(faiss.PyCallbackIOReader(read))  # type: ignore[attr-defined]  # not in stubs
         if not isinstance(loaded, faiss.IndexIDMap2) or loaded.d != parameters.dim:
             raise ValueError("the serialised index is not an IndexIDMap2 of the expected dimension")
         return cls(parameters, loaded)
 
-    def serialize(self) -> NDArray[np.uint8]:
+    def write_to(self, write: Callable[[bytes], object]) -> None:
         """The graph with its masked vectors; the masks themselves are recomputed from the store on load."""
-        return faiss.serialize_index(self._index)
+        faiss.write_index(self._index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]  # not in stubs
 
     @property
     def size(self) -> int:

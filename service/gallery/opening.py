@@ -71,14 +71,18 @@ def check_embedding_space(store: GalleryStore, directory: Path, embedding_dim: i
 
 def build_search_index(store: GalleryStore, parameters: IndexParameters, snapshots: Snapshots | None) -> SearchIndex:
     """The index of every stored row: from the HNSW snapshot reconciled with the store, else built afresh."""
-    ids, vectors, references = store.index_rows(parameters.dim)
-    index = snapshots.read() if snapshots is not None else None
+    hnsw = parameters.kind is IndexKind.hnsw
+    index = snapshots.read() if snapshots is not None and hnsw else None
     changes = 0
     if index is not None:
-        changes = reconcile(index, ids, vectors)
+        ids, references = store.index_references()
+        changes = reconcile(index, ids, lambda missing: store.vectors_for(store.writer, missing.tolist(),
+                                                                          parameters.dim))
     else:
+        ids, vectors, references = store.index_rows(parameters.dim)
         index = VectorIndex.build(parameters, ids, vectors)
-        if snapshots is not None and len(ids):
+        del vectors  # a million rows are 2 GB: not held twice while the maps below are built
+        if snapshots is not None and hnsw and len(ids):
             snapshots.write(index)
     rows = dict(zip(ids.tolist(), references, strict=True))
     return SearchIndex(index, rows, store.labels(), mutations=changes)
@@ -115,10 +119,11 @@ def open_parts(settings: GallerySettings, embedding_dim: int, model_id: str) -> 
         check_embedding_space(store, settings.path, embedding_dim, model_id)
         files = ImageFiles(settings.path / IMAGES_DIRECTORY)
         files.sweep(store.file_names())
-        parameters = IndexParameters.from_settings(settings, embedding_dim)
+        parameters = IndexParameters.from_settings(settings, embedding_dim, images=store.counts()[1])
         snapshots = None
-        if parameters.kind is IndexKind.hnsw:
-            snapshots = Snapshots(settings.path, parameters, store.get_meta("gallery_id") or "", model_id)
+        if settings.index is not IndexKind.flat:  # auto may switch to HNSW while running: its graph is saved too
+            snapshots = Snapshots(settings.path, parameters.with_kind(IndexKind.hnsw),
+                                  store.get_meta("gallery_id") or "", model_id)
         search_index = build_search_index(store, parameters, snapshots)
     except BaseException:
         store.close()

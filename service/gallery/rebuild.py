@@ -1,4 +1,5 @@
-"""Background rebuild of an HNSW graph whose deletions are only masked.
+"""Background rebuilds: of an HNSW graph whose deletions are only masked, and of an ``auto`` gallery's flat index
+into HNSW once it grows past ``exact_max_images``.
 
 The new graph is built from a store snapshot without holding any lock; the swap happens under the
 gallery's write lock, after replaying what changed meanwhile (new rows added, deleted rows masked).
@@ -12,7 +13,7 @@ import threading
 import numpy as np
 
 from service.config import GallerySettings, IndexKind
-from service.gallery.index import VectorIndex
+from service.gallery.index import IndexParameters, VectorIndex, index_kind_for
 from service.gallery.search import SearchIndex
 from service.gallery.store import GalleryStore
 
@@ -35,13 +36,24 @@ class IndexRebuilder:
         return self._thread is not None and self._thread.is_alive()
 
     def maybe_start(self) -> None:
-        """Starts a rebuild once too much of the graph is masked; the caller holds the write lock."""
-        index = self._search.index
-        if self._settings.index is not IndexKind.hnsw or self._stopped or self.running:
+        """Starts a rebuild once too much of the graph is masked, or once an ``auto`` gallery outgrows exact search;
+        the caller holds the write lock."""
+        if self._stopped or self.running:
             return
-        if index.masked_fraction > self._settings.rebuild_deleted_fraction:
-            self._thread = threading.Thread(target=self._run, name="gallery-rebuild", daemon=True)
+        target = self._target()
+        if target is not None:
+            self._thread = threading.Thread(target=self._run, args=(target,), name="gallery-rebuild", daemon=True)
             self._thread.start()
+
+    def _target(self) -> IndexParameters | None:
+        index = self._search.index
+        parameters = index.parameters
+        if parameters.kind is IndexKind.hnsw:
+            return parameters if index.masked_fraction > self._settings.rebuild_deleted_fraction else None
+        live = index.size - index.masked
+        if index_kind_for(self._settings, live) is IndexKind.hnsw:
+            return parameters.with_kind(IndexKind.hnsw)
+        return None
 
     def stop(self) -> None:
         """Waits for a running rebuild; it does not swap once stopped. Call without holding the write lock."""
@@ -50,9 +62,8 @@ class IndexRebuilder:
         if self._thread is not None:
             self._thread.join()
 
-    def _run(self) -> None:
+    def _run(self, parameters: IndexParameters) -> None:
         try:
-            parameters = self._search.index.parameters
             with self._store.private_reader() as connection:
                 ids, vectors, _ = self._store.index_rows(parameters.dim, connection)
             index = VectorIndex.build(parameters, ids, vectors)
@@ -65,6 +76,7 @@ class IndexRebuilder:
                 index.add(added, self._store.vectors_for(writer, added.tolist(), parameters.dim))
                 index.remove(np.setdiff1d(ids, current).tolist())
                 self._search.replace_index(index)
-            logger.info("rebuilt the HNSW index: %d vectors, %d masked", index.size, index.masked)
+            logger.info("rebuilt the %s index: %d vectors, %d masked", parameters.kind.value, index.size,
+                        index.masked)
         except Exception:
-            logger.exception("the HNSW rebuild failed; deletions stay masked until the next one")
+            logger.exception("the index rebuild failed; the current index stays until the next one")

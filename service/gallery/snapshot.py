@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,13 @@ class Snapshots:
         if not self.path.is_file():
             return None
         try:
-            raw = self.path.read_bytes()
-            (length,) = LENGTH.unpack_from(raw)
-            header = json.loads(raw[LENGTH.size : LENGTH.size + length])
-            if header != self.header:
-                logger.info("ignoring the index snapshot %s: written for %s", self.path, header)
-                return None
-            data = np.frombuffer(raw, dtype=np.uint8, offset=LENGTH.size + length)
-            return VectorIndex.deserialize(self.parameters, data)
+            with open(self.path, "rb") as stream:
+                (length,) = LENGTH.unpack(stream.read(LENGTH.size))
+                header = json.loads(stream.read(length))
+                if header != self.header:
+                    logger.info("ignoring the index snapshot %s: written for %s", self.path, header)
+                    return None
+                return VectorIndex.read_from(self.parameters, stream.read)
         except (OSError, ValueError, RuntimeError, struct.error) as error:
             logger.warning("ignoring the unreadable index snapshot %s: %s", self.path, error)
             return None
@@ -68,13 +68,12 @@ class Snapshots:
     def write(self, index: VectorIndex) -> None:
         """Atomic replace; a failure only costs a slower next start."""
         header = json.dumps(self.header).encode("utf-8")
-        data: NDArray[np.uint8] = index.serialize()
         temporary = self.path.with_name(f"{SNAPSHOT_FILE}.{os.getpid()}.tmp")
         try:
             with open(temporary, "wb") as stream:
                 stream.write(LENGTH.pack(len(header)))
                 stream.write(header)
-                stream.write(data.data)
+                index.write_to(stream.write)
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temporary, self.path)
@@ -84,14 +83,14 @@ class Snapshots:
             logger.warning("could not write the index snapshot %s: %s", self.path, error)
 
 
-def reconcile(index: VectorIndex, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> int:
-    """Brings a snapshot up to the store: adds the rows it lacks, masks the rows deleted since.
-
-    Returns how many rows changed."""
+def reconcile(index: VectorIndex, ids: NDArray[np.int64],
+              vectors_of: Callable[[NDArray[np.int64]], NDArray[np.float32]]) -> int:
+    """Brings a snapshot up to the store: adds the rows it lacks (their vectors read by ``vectors_of``, so a start
+    reads only those from the store), masks the rows deleted since. Returns how many rows changed."""
     indexed = index.live_ids()
-    missing = ~np.isin(ids, indexed)
+    missing = ids[~np.isin(ids, indexed)]
     deleted = np.setdiff1d(indexed, ids).tolist()
-    index.add(ids[missing], vectors[missing])
+    index.add(missing, vectors_of(missing))
     index.remove(deleted)
-    logger.info("index snapshot: %d row(s) added, %d masked", int(missing.sum()), len(deleted))
-    return int(missing.sum()) + len(deleted)
+    logger.info("index snapshot: %d row(s) added, %d masked", len(missing), len(deleted))
+    return len(missing) + len(deleted)

@@ -240,6 +240,12 @@ class GalleryStore:
         vectors = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vectors, [(row[1], row[2]) for row in rows]
 
+    def index_references(self) -> tuple[NDArray[np.int64], list[tuple[str, str]]]:
+        """Faiss ids and (image_id, item_id) per row, without the vectors (a start from a snapshot)."""
+        rows = self._reader().execute("SELECT row_id, image_id, item_id FROM images ORDER BY row_id").fetchall()
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        return ids, [(row[1], row[2]) for row in rows]
+
     def row_ids(self, connection: sqlite3.Connection) -> NDArray[np.int64]:
         rows = connection.execute("SELECT row_id FROM images").fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))

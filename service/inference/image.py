@@ -30,6 +30,9 @@ RGBImage = NDArray[np.uint8]
 
 # Pillow only reads headers here; the pixel limit is ours (settings), checked before cv2 decodes anything.
 Image.MAX_IMAGE_PIXELS = None
+# Requests run on their own threads, side by side: OpenCV's own thread pool on top would only oversubscribe the
+# cores the inference threads use.
+cv2.setNumThreads(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,9 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if bgr is None or bgr.size == 0:
         raise InvalidImage(f"the {kind} data is corrupt or truncated and cannot be decoded")
-    return DecodedImage(pixels=np.ascontiguousarray(bgr[:, :, ::-1]), media_type=MEDIA_TYPES[kind],
+    # cvtColor writes the RGB copy in one SIMD pass (a reversed-stride numpy copy is about 3x slower on big photos).
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # IMREAD_*COLOR* always gives 3 channels
+    return DecodedImage(pixels=cast(RGBImage, rgb), media_type=MEDIA_TYPES[kind],
                         original_width=width, original_height=height)
 
 

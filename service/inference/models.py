@@ -12,13 +12,15 @@ from typing import TypeVar
 
 import numpy as np
 
-from service.config import Device, ModelSettings, PipelineSettings, RuntimeSettings
+from service.config import BatchingSettings, Device, ModelSettings, PipelineSettings, RuntimeSettings
 from service.errors import ModelError
+from service.inference.batching import Batcher, split_detections, split_rows
 from service.inference.detector import Detector
 from service.inference.embedder import Embedder
 from service.inference.manifest import ManifestError, ModelManifest, load_manifest
 from service.inference.pipeline import Recognizer
 from service.inference.runtime import PaddleModel, TensorRTShapes, onednn_bf16_supported
+from service.inference.session import Session
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,7 +29,7 @@ T = TypeVar("T")
 def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: int) -> Embedder:
     if not model_dir.is_dir():
         raise ModelError(f"embedder directory {model_dir} does not exist (SHITU_MODELS__EMBEDDER)")
-    bf16 = runtime.onednn_bf16 and onednn_bf16_supported()
+    bf16 = embedder_precision(runtime) == "bf16"
     if runtime.onednn_bf16 and not bf16:
         logger.warning("onednn_bf16 is set but this CPU has neither AMX nor AVX512-BF16: running fp32")
     manifest = _manifest(model_dir, lambda: probe_embedding_dim(model_dir, runtime))
@@ -41,6 +43,18 @@ def load_embedder(model_dir: Path, runtime: RuntimeSettings, *, max_batch_size: 
         trt_shapes=lambda: {PaddleModel.input_names_of(model_dir)[0]: (one, most, one)},
     )
     return Embedder(model, manifest, max_batch_size=max_batch_size)
+
+
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-BF16 (checked at start; ``/info`` reports it)."""
+    return onednn_bf16_supported()
+
+
+def embedder_precision(runtime: RuntimeSettings) -> str:
+    """bf16 where asked for or left to the CPU (None) and the CPU has AMX or AVX512-BF16 with oneDNN on; else fp32."""
+    if runtime.device is not Device.cpu or not runtime.onednn or runtime.onednn_bf16 is False:
+        return "fp32"
+    return "bf16" if onednn_bf16_supported() else "fp32"
 
 
 def load_detector(model_dir: Path, runtime: RuntimeSettings) -> Detector:
@@ -89,32 +103,84 @@ def probe_embedding_dim(model_dir: Path, runtime: RuntimeSettings) -> int:
 
 
 class WorkerPool:
-    """``workers`` threads, each with its own predictors (a Paddle predictor is not thread-safe)."""
+    """Runs every admitted request at once on request threads (decode, pre- and post-processing, search) and the
+    models on the batcher's inference threads, where concurrent requests' inputs are batched."""
 
-    def __init__(self, recognizer: Recognizer, workers: int, *, warmup: bool) -> None:
+    def __init__(self, recognizer: Recognizer, *, request_threads: int, inference_workers: int,
+                 batching: BatchingSettings, runtime: RuntimeSettings, lone: Recognizer | None = None) -> None:
+        """``lone``: the same models with more math threads, for a batch that runs alone."""
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
+        self._warmup = runtime.warmup
+        self._batcher = Batcher(workers=inference_workers, max_wait_ms=batching.max_wait_ms,
+                                in_flight=lambda: self._in_flight, warm_up=self._warm_up_worker)
         self._template = recognizer
-        self._warmup = warmup
-        self._local = threading.local()
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference",
-                                            initializer=self._start_worker)
+        embedder_batch = batching.max_embedder_batch
+        if runtime.tensorrt:  # the engine's dynamic shape ends there
+            embedder_batch = min(embedder_batch, runtime.tensorrt_max_batch)
+        embedder = recognizer.embedder
+        shared_embedder = Embedder(self._batcher.add("embedder", embedder.session, max_batch=embedder_batch,
+                                                     split=split_rows, wide=lone.embedder.session if lone else None),
+                                   embedder.manifest,
+                                   max_batch_size=min(embedder.max_batch_size, embedder_batch))
+        detector = recognizer.detector
+        shared_detector = None
+        if detector is not None:
+            detector_batch = batching.max_detector_batch if detector_batches(detector, runtime) else 1
+            wide = lone.detector.session if lone is not None and lone.detector is not None else None
+            shared_detector = Detector(self._batcher.add("detector", detector.session, max_batch=detector_batch,
+                                                         split=split_detections, wide=wide), detector.manifest)
+        self.recognizer = Recognizer(shared_embedder, shared_detector)
+        self._executor = ThreadPoolExecutor(max_workers=request_threads, thread_name_prefix="request")
 
-    def _start_worker(self) -> None:
-        recognizer = self._template.clone()
-        if self._warmup:
-            warm_up(recognizer)
-        self._local.recognizer = recognizer
+    def _warm_up_worker(self, sessions: dict[str, Session]) -> None:
+        if not self._warmup:
+            return
+        template = self._template
+        detector = Detector(sessions["detector"], template.detector.manifest) if template.detector else None
+        warm_up(Recognizer(Embedder(sessions["embedder"], template.embedder.manifest,
+                                    max_batch_size=template.embedder.max_batch_size), detector))
 
-    def prepare(self, workers: int) -> None:
-        """Start every worker now (and warm it up), so the first requests do not pay for it."""
-        barrier = threading.Barrier(workers)
-        list(self._executor.map(lambda _: barrier.wait(timeout=600), range(workers)))
+    def prepare(self) -> None:
+        """Start every inference worker now (and warm it up), so the first requests do not pay for it."""
+        self._batcher.start()
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Batches run and rows per model since the start (how well batching works)."""
+        return self._batcher.stats()
 
     async def run(self, work: Callable[[Recognizer], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(self._local.recognizer))
+        return await loop.run_in_executor(self._executor, self._counted, work)
+
+    def _counted(self, work: Callable[[Recognizer], T]) -> T:
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            return work(self.recognizer)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._batcher.close()
+
+
+def detector_batches(detector: Detector, runtime: RuntimeSettings) -> bool:
+    """Whether the program takes several images at once and says how many boxes each has (``bbox_num``)."""
+    if runtime.tensorrt:  # the engine's shape profile is for one image
+        return False
+    width, height = detector.manifest.preprocess.size
+    feed = {"image": np.zeros((2, 3, height, width), dtype=np.float32),
+            "im_shape": np.full((2, 2), (height, width), dtype=np.float32),
+            "scale_factor": np.ones((2, 2), dtype=np.float32)}
+    try:
+        outputs = detector.session.run(feed)
+    except Exception as error:  # Paddle raises plain RuntimeErrors for shapes a program cannot take
+        logger.info("the detector runs one image at a time: %s", str(error).splitlines()[0][:160])
+        return False
+    return len(outputs) >= 2 and np.asarray(outputs[1]).reshape(-1).shape == (2,)
 
 
 def warm_up(recognizer: Recognizer) -> None:

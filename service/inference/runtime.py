@@ -8,12 +8,20 @@ gets its own through :meth:`PaddleModel.clone`, which shares the weights and the
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import paddle.inference as paddle_inference
+
+# Paddle's Intel OpenMP keeps its math threads spinning for 200 ms after every run (KMP_BLOCKTIME's default):
+# on a small machine they take the cores the request threads need to decode and prepare the next inputs. 1 ms
+# still covers the gaps between the layers of one run. Read when OpenMP starts, so before Paddle is imported;
+# a value in the environment wins.
+os.environ.setdefault("KMP_BLOCKTIME", "1")
+
+import paddle.inference as paddle_inference  # noqa: E402  (after the OpenMP setting above)
 
 from service.config import Device, Precision, RuntimeSettings
 from service.errors import ModelError
@@ -162,8 +170,8 @@ def _make_config(files: ModelFiles, settings: RuntimeSettings, *, bf16: bool,
     config.set_cpu_math_library_num_threads(settings.cpu_threads)
     if settings.onednn:
         config.enable_mkldnn()
-        config.set_mkldnn_cache_capacity(10)
-        if bf16 and settings.onednn_bf16:
+        config.set_mkldnn_cache_capacity(settings.onednn_cache_capacity)
+        if bf16:
             config.enable_mkldnn_bfloat16()
     else:
         config.disable_mkldnn()
@@ -195,10 +203,20 @@ def _enable_tensorrt(config: paddle_inference.Config, settings: RuntimeSettings,
         config.set_trt_dynamic_shape_info(minimum, maximum, optimum)
 
 
-def onednn_bf16_supported() -> bool:
-    """bf16 oneDNN kernels pay off only with AMX or AVX512-BF16 (about 3x for the embedder here)."""
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The first CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.split(":", 1)[1].split()) if ":" in line else frozenset()
+
+
+def onednn_bf16_supported(flags: frozenset[str] | None = None) -> bool:
+    """bf16 oneDNN kernels pay off only with AMX or AVX512-BF16 (elsewhere oneDNN emulates them, slower than fp32)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BF16_FLAGS)

@@ -229,6 +229,11 @@ def test_health_ready_info_and_openapi(client: TestClient) -> None:
     assert info["detector"]["passes_deleted"] == [] and info["embedder"]["passes_deleted"] == []
     assert info["defaults"]["min_score"] == 0.5 and info["defaults"]["max_detections"] == 5
     assert info["defaults"]["detection_threshold"] == 0.2 and info["defaults"]["nms_iou"] == 0.05
+    # what start-up made of the settings: precision by CPU (bf16 is opt-in), workers, batching so far
+    runtime = info["runtime"]
+    assert runtime["embedder_precision"] == "fp32" and isinstance(runtime["cpu_bf16"], bool)
+    assert runtime["inference_workers"] >= 1
+    assert runtime["batching"]["since_start"]["embedder"]["batches"] >= 0
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/recognize", "/gallery", "/gallery/items/{item_id}", "/gallery/images/{image_id}"} <= set(paths)
     assert "shitu_requests_total" in client.get("/metrics").text

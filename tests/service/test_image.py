@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from service.config import LimitsSettings, Settings
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 from service.inference.image import DecodeLimits, decode_image, normalize, resize
 from service.inference.manifest import Interpolation, Preprocess
@@ -88,3 +90,17 @@ def test_resize_reports_y_then_x_scale_and_normalize_matches_paddleclas() -> Non
     assert tensor.shape == (3, 640, 640)
     expected = (1.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-6)
+
+
+def test_big_jpegs_decode_reduced_by_default_and_in_full_in_parity_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, buffer = cv2.imencode(".jpg", np.zeros((3000, 4000, 3), dtype=np.uint8))
+    assert ok
+    monkeypatch.setenv("SHITU_LIMITS__DECODE_MAX_SIDE_PX", "none")
+    parity = Settings().limits
+    monkeypatch.delenv("SHITU_LIMITS__DECODE_MAX_SIDE_PX")
+
+    reduced = decode_image(buffer.tobytes(), DecodeLimits.of(LimitsSettings()))
+    full = decode_image(buffer.tobytes(), DecodeLimits.of(parity.model_copy(update={"max_image_pixels": 12_000_000})))
+
+    assert (reduced.width, reduced.height) == (1000, 750)  # 1/4: the longer side stays >= 640
+    assert (full.width, full.height, parity.decode_max_side_px) == (4000, 3000, None)

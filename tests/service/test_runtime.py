@@ -9,9 +9,10 @@ import pytest
 
 from service.config import RuntimeSettings
 from service.errors import ModelError
+from service.inference import models
 from service.inference.manifest import MANIFEST_FILE, Interpolation, ModelKind, load_manifest
 from service.inference.models import load_embedder
-from service.inference.runtime import PaddleModel, find_model_files
+from service.inference.runtime import BF16_FLAGS, PaddleModel, cpu_flags, find_model_files, onednn_bf16_supported
 
 
 def _rapidocr_model(name: str) -> Path:
@@ -126,3 +127,33 @@ def test_a_pir_program_the_onednn_executor_rejects_is_reloaded_and_runs(tmp_path
     assert model.passes_deleted == ("onednn_placement_pass",)
     expected = layer(paddle.to_tensor(image)).numpy()
     np.testing.assert_allclose(model.run({"x": image})[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "cpu_has_it", "expected"),
+    [(None, True, "bf16"), (None, False, "fp32"), (True, False, "fp32"), (False, True, "fp32"), (True, True, "bf16")],
+)
+def test_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, setting: bool | None, cpu_has_it: bool,
+                                        expected: str) -> None:
+    monkeypatch.setattr(models, "onednn_bf16_supported", lambda: cpu_has_it)
+
+    assert models.embedder_precision(RuntimeSettings(onednn_bf16=setting)) == expected
+    assert models.embedder_precision(RuntimeSettings(onednn_bf16=setting, onednn=False)) == "fp32"
+
+
+def test_the_bf16_check_reads_the_cpu_flags() -> None:
+    assert onednn_bf16_supported(frozenset({"avx2", "avx512_bf16"}))
+    assert onednn_bf16_supported(frozenset({"amx_bf16"}))
+    assert not onednn_bf16_supported(frozenset({"avx2", "avx512f"}))
+    assert onednn_bf16_supported() == any(flag in cpu_flags() for flag in BF16_FLAGS)
+
+
+def test_fp32_fallback_embeds_like_the_plain_kernels(model_store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 asked for on a CPU without AMX or AVX512-BF16 runs fp32: the same features as oneDNN fp32."""
+    directory = model_store_dir / "embedder" / "default"
+    crops = [np.full((120, 90, 3), value, dtype=np.uint8) for value in (40, 200)]
+    fp32 = load_embedder(directory, RuntimeSettings(onednn_bf16=False, warmup=False), max_batch_size=2).embed(crops)
+    monkeypatch.setattr(models, "onednn_bf16_supported", lambda: False)  # as on a CPU without them
+    asked = load_embedder(directory, RuntimeSettings(onednn_bf16=True, warmup=False), max_batch_size=2).embed(crops)
+
+    np.testing.assert_allclose(asked, fp32, atol=1e-6)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,8 +13,11 @@ from service import __version__
 from service.api.auth import Reader, requires
 from service.api.deps import StateDep
 from service.api.schemas import ErrorResponse, GalleryThresholdInfo, Health, InfoResponse, ModelInfo, Readiness
+from service.config import inference_workers, lone_cpu_threads
 from service.inference.manifest import ModelManifest
+from service.inference.models import cpu_has_bf16, embedder_precision
 from service.inference.session import Session
+from service.state import ServiceState
 
 router = APIRouter(tags=["operations"])
 
@@ -56,7 +60,7 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
         gallery_threshold=GalleryThresholdInfo(
             **{key: value for key, value in asdict(threshold).items() if key != "computed_at"},
             min_score_source=settings.pipeline.min_score_source.value, in_use=in_use),
-        runtime=settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}) if details else None,
+        runtime=_runtime(state) if details else None,
         limits=settings.limits.model_dump(mode="json") if details else None,
     )
 
@@ -65,6 +69,19 @@ async def info(state: StateDep, caller: Reader) -> InfoResponse:
 async def metrics(request: Request) -> Response:
     await requires(request.app.state.metrics_scope)(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _runtime(state: ServiceState) -> dict[str, Any]:
+    """The settings, and what start-up made of them: precision by CPU, workers, how well batching works."""
+    settings = state.settings
+    return {
+        **settings.runtime.model_dump(mode="json", exclude={"tensorrt_cache_dir"}),
+        "embedder_precision": embedder_precision(settings.runtime),
+        "cpu_bf16": cpu_has_bf16(),
+        "inference_workers": inference_workers(settings),
+        "lone_cpu_threads": lone_cpu_threads(settings.runtime),
+        "batching": {**settings.batching.model_dump(mode="json"), "since_start": state.pool.stats()},
+    }
 
 
 def _model_info(manifest: ModelManifest, session: Session, store: Path, *, details: bool) -> ModelInfo:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.config import GallerySettings
+from service.config import GallerySettings, IndexKind
 from service.gallery import Gallery
 from service.gallery.index import VectorIndex
 
@@ -157,3 +157,31 @@ def test_a_foreign_or_corrupt_snapshot_is_rebuilt(hnsw_settings: GallerySettings
     with Gallery.open(hnsw_settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
         assert (gallery.stats().index_size, gallery.stats().masked_deletions) == (10, 0)
         _assert_finds_each_live_image(gallery, vectors, image_ids)
+
+
+def test_auto_is_exact_while_small_and_switches_to_hnsw_past_the_threshold(tmp_path: Path) -> None:
+    settings = GallerySettings(path=tmp_path / "auto", index=IndexKind.auto, exact_max_images=30, hnsw_m=16)
+    vectors = unit_vectors(40, seed=47)
+    with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:
+        image_ids: list[str | None] = list(_fill(gallery, vectors[:29]))
+        assert gallery.stats().index_kind == "flat"
+        image_ids += _fill_from(gallery, vectors, 29, 40)  # the 30th image starts the switch
+        _wait_for_rebuild(gallery)
+        assert gallery.stats().index_kind == "hnsw"
+        gallery.delete_item("item-5")  # a delete after the switch is visible to the next search
+        image_ids[5] = None
+        _assert_finds_each_live_image(gallery, vectors, image_ids)
+        assert gallery.check(thorough=True)
+
+    assert (settings.path / "index.hnsw").is_file()
+    with Gallery.open(settings, embedding_dim=DIM, model_id=MODEL_ID) as gallery:  # from the snapshot
+        assert (gallery.stats().index_kind, gallery.stats().masked_deletions) == ("hnsw", 1)
+        _assert_finds_each_live_image(gallery, vectors, image_ids)
+    small = settings.model_copy(update={"exact_max_images": 1000})
+    with Gallery.open(small, embedding_dim=DIM, model_id=MODEL_ID) as gallery:  # below the threshold again: exact
+        assert (gallery.stats().index_kind, gallery.stats().index_size) == ("flat", 39)
+        _assert_finds_each_live_image(gallery, vectors, image_ids)
+
+
+def _fill_from(gallery: Gallery, vectors: np.ndarray, start: int, stop: int) -> list[str | None]:
+    return [add(gallery, f"label {n}", vectors[n], n, item_id=f"item-{n}").image.image_id for n in range(start, stop)]
