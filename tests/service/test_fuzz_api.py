@@ -51,6 +51,20 @@ _boxes = st.tuples(st.integers(0, IMAGE_SIDE - 2), st.integers(0, IMAGE_SIDE - 2
                              st.integers(corner[1] + 1, IMAGE_SIDE)))
 schemathesis.openapi.format("image", _images)
 schemathesis.openapi.format("json-object", st.dictionaries(st.text(max_size=20), _metadata, max_size=6).map(json.dumps))
+_filter_keys = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
+_filter_texts = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=20)  # filters refuse controls
+_filter_values = st.one_of(_filter_texts, st.integers(-1000, 1000), st.booleans())
+_conditions = st.one_of(
+    st.builds(lambda key, op, value: {"key": key, op: value}, _filter_keys,
+              st.sampled_from(["eq", "ne"]), _filter_values),
+    st.builds(lambda key, op, value: {"key": key, op: value}, _filter_keys,
+              st.sampled_from(["lt", "lte", "gt", "gte"]), st.integers(-1000, 1000)),
+    st.builds(lambda key, values: {"key": key, "in": values}, _filter_keys,
+              st.lists(_filter_texts, min_size=1, max_size=4)))
+_filters = st.recursive(_conditions, lambda children: st.builds(
+    lambda op, parts: {op: parts}, st.sampled_from(["and", "or"]), st.lists(children, min_size=1, max_size=3)),
+    max_leaves=6)
+schemathesis.openapi.format("metadata-filter", _filters.map(json.dumps))
 schemathesis.openapi.format("bbox", _boxes.map(lambda box: f"{box[0][0]},{box[0][1]},{box[1]},{box[2]}"))
 
 

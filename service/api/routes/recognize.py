@@ -38,7 +38,8 @@ async def recognize(
     include_unknown: Annotated[bool | None, Form(description="also return detected objects without a match")] = None,
     sliding_windows: Annotated[bool | None, Form(description="also search square windows (several products, "
                                                  "no detector)")] = None,
-    metadata_filter: Annotated[str | None, Form(alias="filter", description=FILTER_HELP)] = None,
+    metadata_filter: Annotated[str | None, Form(alias="filter", description=FILTER_HELP,
+                                                json_schema_extra={"format": "metadata-filter"})] = None,
 ) -> RecognizeResponse:
     """Find the registered products in a photo: per object its box, the best item (or null) and the top-k items."""
     started = time.perf_counter()

@@ -25,6 +25,11 @@ MAX_ITEM_ID_CHARS = 128
 PAGE = 1000
 
 
+# pymilvus pings every 10 s even on an idle channel; a gRPC server with the default enforcement (milvus-lite's)
+# answers that with GOAWAY "too_many_pings" and the replica loses its channel. Ping only during calls, at the
+# servers' default minimum interval.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+
 class MilvusIndex:
     def __init__(self, settings: GallerySettings, dim: int) -> None:
         cluster: ClusterSettings = settings.cluster
@@ -33,7 +38,7 @@ class MilvusIndex:
         self._settings = settings
         try:
             self._client = MilvusClient(uri=cluster.milvus_uri, token=cluster.milvus_token or "",
-                                        timeout=cluster.timeout_s)
+                                        timeout=cluster.timeout_s, grpc_options=GRPC_OPTIONS)
             self._ensure_collection()
         except MilvusException as error:
             raise GalleryError(f"cannot open the Milvus collection {self.collection}: {error.message}") from error
@@ -138,7 +143,8 @@ class MilvusIndex:
 
 
 def drop_collection(settings: GallerySettings) -> None:
-    client = MilvusClient(uri=settings.cluster.milvus_uri, token=settings.cluster.milvus_token or "")
+    client = MilvusClient(uri=settings.cluster.milvus_uri, token=settings.cluster.milvus_token or "",
+                          grpc_options=GRPC_OPTIONS)
     try:
         if client.has_collection(settings.cluster.name):
             client.drop_collection(settings.cluster.name)
