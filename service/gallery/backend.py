@@ -72,3 +72,40 @@ class GalleryBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ReadableStore(Protocol):
+    """The read side both stores (SQLite, PostgreSQL) offer under the same names."""
+
+    def get_item(self, item_id: str) -> GalleryItem | None: ...
+
+    def list_items(self, offset: int, limit: int, label: str | None) -> tuple[list[GalleryItem], int]: ...
+
+    def item_images(self, item_id: str) -> list[GalleryImage]: ...
+
+    def get_image(self, image_id: str) -> GalleryImage | None: ...
+
+    def image_row(self, image_id: str) -> Any: ...  # sqlite3.Row or a dict: both index by column name
+
+
+class StoreReads:
+    """The back ends' reads that are the store's own, written once; a back end sets ``_store``."""
+
+    _store: ReadableStore
+
+    def get_item(self, item_id: str) -> GalleryItem | None:
+        return self._store.get_item(item_id)
+
+    def list_items(self, offset: int, limit: int, label: str | None) -> tuple[list[GalleryItem], int]:
+        return self._store.list_items(offset, limit, label)
+
+    def item_images(self, item_id: str) -> list[GalleryImage]:
+        return self._store.item_images(item_id)
+
+    def get_image(self, image_id: str) -> GalleryImage | None:
+        return self._store.get_image(image_id)
+
+    def image_file_name(self, image_id: str) -> str | None:
+        row = self._store.image_row(image_id)
+        return None if row is None else str(row["file_name"])
+

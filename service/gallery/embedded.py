@@ -27,11 +27,12 @@ from numpy.typing import NDArray
 from service.config import GallerySettings, IndexKind
 from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
 from service.gallery import validation
-from service.gallery.backend import StoredImage
+from service.gallery.backend import StoredImage, StoreReads
 from service.gallery.files import file_name_for, sha256_hex
 from service.gallery.filters import MetadataFilter, describe
 from service.gallery.opening import GalleryParts, open_parts
 from service.gallery.rebuild import IndexRebuilder
+from service.gallery.store import GalleryStore
 from service.gallery.types import Enrolment, GalleryImage, GalleryItem, GalleryMatch, GalleryStats
 from service.gallery.validation import NewImage
 
@@ -39,8 +40,10 @@ logger = logging.getLogger(__name__)
 CACHED_SELECTIONS = 64
 
 
-class EmbeddedGallery:
+class EmbeddedGallery(StoreReads):
     """Thread-safe; :meth:`open` also takes an exclusive lock on the directory."""
+
+    _store: GalleryStore
 
     def __init__(self, settings: GallerySettings, parts: GalleryParts, *, embedding_dim: int, model_id: str) -> None:
         self.settings = settings
@@ -80,22 +83,6 @@ class EmbeddedGallery:
         return gallery
 
     # -- reads --------------------------------------------------------------------------------------------
-
-    def get_item(self, item_id: str) -> GalleryItem | None:
-        return self._store.get_item(item_id)
-
-    def list_items(self, offset: int, limit: int, label: str | None) -> tuple[list[GalleryItem], int]:
-        return self._store.list_items(offset, limit, label)
-
-    def item_images(self, item_id: str) -> list[GalleryImage]:
-        return self._store.item_images(item_id)
-
-    def get_image(self, image_id: str) -> GalleryImage | None:
-        return self._store.get_image(image_id)
-
-    def image_file_name(self, image_id: str) -> str | None:
-        row = self._store.image_row(image_id)
-        return None if row is None else str(row["file_name"])
 
     def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
         return [(image, label) for image, label, _ in self._store.iter_images()]

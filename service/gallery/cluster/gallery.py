@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from service.config import GallerySettings
 from service.errors import GalleryError, GalleryUnavailable, ImageNotFound, ItemNotFound, LabelConflict
-from service.gallery.backend import StoredImage
+from service.gallery.backend import StoredImage, StoreReads
 from service.gallery.cluster.expressions import to_milvus
 from service.gallery.cluster.milvus import MilvusIndex
 from service.gallery.cluster.opening import check_embedding_space, open_store
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 MAX_WIDENING = 16
 
 
-class ClusterGallery:
+class ClusterGallery(StoreReads):
     def __init__(self, settings: GallerySettings, store: PostgresStore, index: MilvusIndex, *, embedding_dim: int,
                  model_id: str) -> None:
         self.settings = settings
@@ -51,6 +51,8 @@ class ClusterGallery:
         self._store = store
         self._index = index
         self._repairer = Repairer(store, index)
+
+    _store: PostgresStore
 
     @classmethod
     def open(cls, settings: GallerySettings, *, embedding_dim: int, model_id: str) -> ClusterGallery:
@@ -73,22 +75,6 @@ class ClusterGallery:
         return gallery
 
     # -- reads --------------------------------------------------------------------------------------------
-
-    def get_item(self, item_id: str) -> GalleryItem | None:
-        return self._store.get_item(item_id)
-
-    def list_items(self, offset: int, limit: int, label: str | None) -> tuple[list[GalleryItem], int]:
-        return self._store.list_items(offset, limit, label)
-
-    def item_images(self, item_id: str) -> list[GalleryImage]:
-        return self._store.item_images(item_id)
-
-    def get_image(self, image_id: str) -> GalleryImage | None:
-        return self._store.get_image(image_id)
-
-    def image_file_name(self, image_id: str) -> str | None:
-        row = self._store.image_row(image_id)
-        return None if row is None else str(row["file_name"])
 
     def images_with_labels(self) -> list[tuple[GalleryImage, str]]:
         return self._store.images_with_labels()
