@@ -211,6 +211,8 @@ def test_service_screen_shows_models_thresholds_and_health(page: Any, service_ur
     assert info["embedder"]["model_id"] in text and info["detector"]["model_id"] in text
     assert f"min_score{info['defaults']['min_score']}" in text.replace(" ", "")
     assert f"images{info['gallery']['images']}" in text.replace(" ", "")
+    # nested entries (batching's queues) read as "name value" lists, not as raw JSON
+    assert "{" not in text and "batching" in text and "since_start (" in text
 
 
 def test_an_api_error_is_shown_with_its_code_and_message(page: Any, tmp_path: Path) -> None:

@@ -21,11 +21,24 @@ export function initService() {
 // /info leaves runtime, limits and provenance out (null) for keys without the details scope (admin by default)
 const WITHHELD = "shown to keys with the details scope (admin by default)";
 
+// Nested values (the batching queues, per-source thresholds) read as "name value" lists, not as JSON:
+// "embedder (max_batch_size 32, max_wait_ms 3) · detector (...)".
+function describe(value, nested = false) {
+  if (Array.isArray(value)) {
+    const named = value.every((item) => Array.isArray(item) && item.length === 2 && typeof item[0] === "string");
+    return named ? describe(Object.fromEntries(value), true) : value.map((item) => describe(item, true)).join(", ");
+  }
+  if (typeof value !== "object" || value === null) return String(value);
+  const parts = Object.entries(value).map(([name, inner]) =>
+    typeof inner === "object" && inner !== null && !Array.isArray(inner)
+      ? `${name} (${describe(inner, true)})` : `${name} ${describe(inner, true)}`);
+  return parts.join(nested ? ", " : " · ");
+}
+
 function pairs(entries) {
   if (entries === null || entries === undefined) return h("p", { class: "muted withheld", text: WITHHELD });
   return h("dl", { class: "pairs" }, Object.entries(entries).flatMap(([name, value]) => [
-    h("dt", { text: name }),
-    h("dd", { text: typeof value === "object" && value !== null ? JSON.stringify(value) : String(value) })]));
+    h("dt", { text: name }), h("dd", { text: describe(value) })]));
 }
 
 function model(title, info) {
