@@ -1,4 +1,4 @@
-"""Embedding time per crop of embedder versions, against the first (``model_store/embedder/default``) in one run.
+"""Embedding time per crop of embedder versions, against the first (``model_store/embedder/v1``) in one run.
 
 Each embedder embeds the same product crops (a tall bottle, a box, a square label; the service's ``Embedder``
 with its manifest's preprocessing, letterboxing included) one crop a call; the versions take turns in bursts, so
@@ -23,7 +23,7 @@ from service.inference.models import load_embedder
 from trainer.models import build_recognition_model
 from trainer.recognition.export import export_recognition
 
-BASELINE = Path("model_store/embedder/default")
+BASELINE = Path("model_store/embedder/v1")
 
 
 def crops() -> list[np.ndarray]:
@@ -46,7 +46,7 @@ def main() -> None:
     runtime = RuntimeSettings(cpu_threads=args.threads)
     images = crops()
     with tempfile.TemporaryDirectory() as work:
-        directories = {"first (default)": BASELINE, **{str(path): path for path in args.embedder}}
+        directories = {"first (v1)": BASELINE, **{str(path): path for path in args.embedder}}
         for size in args.size:
             directory = Path(work) / f"imagenet-{size}"
             export_recognition(build_recognition_model("efficientnet_lite0", pretrained=True), directory,

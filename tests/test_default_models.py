@@ -3,8 +3,10 @@
 CI-sized: ``shitu data synth`` with the npm assets on seed 1 (the default embedder was trained on seed 0's
 train split; val and test classes are never trained on, whatever the seed, because a class's split is a hash
 of its key), then ``shitu eval``'s recognizer track through the service's own loaders, and the demo close-ups
-through the whole pipeline. The thresholds sit a little under what was measured; the README quotes the full
-300-class test split.
+through the whole pipeline. Two benchmarks: packaged products (cans, bottles, boxes, pouches, labels: what the
+second embedder, the default, was trained for), against the first embedder (``embedder/v1``) in the same run, and
+the flat cards the first one was trained on, which the second must not lose. The thresholds sit a little under
+what was measured; the README quotes the larger benchmarks.
 """
 
 from __future__ import annotations
@@ -38,19 +40,28 @@ pytestmark = pytest.mark.slow  # a synth dataset, a training run and the shipped
 
 STORE = Path(__file__).resolve().parents[1] / "model_store"
 DEFAULT_EMBEDDER = STORE / "embedder" / "default"
-BENCHMARK = SynthOptions(seed=1, classes=400, scenes_per_class=2)
-# Measured on this benchmark (80 test classes, 268 crops; same seed and assets, same bytes): recall@1 0.922
-# (the ImageNet backbone alone: 0.437); at the manifest's min_score 0.49, open-set precision 1.0 and recall 0.639.
-RECALL1_FLOOR = 0.88
+FIRST_EMBEDDER = "embedder/v1"  # the first version (flat cards, 160 px squashed), kept for comparison
+# The recognizer track needs the standard scenes only (shelf and empty scenes have their own random streams).
+BENCHMARK = SynthOptions(seed=1, classes=400, scenes_per_class=2, shelf_share=0, empty_share=0)
+PACKAGING = SynthOptions(seed=1, classes=300, scenes_per_class=1, products="package", shelf_share=0, empty_share=0)
+# Measured on the card benchmark (80 test classes, 268 crops; same seed and assets, same bytes): recall@1 0.899 (the
+# first embedder 0.922; the ImageNet backbone alone 0.437); at the manifest's min_score 0.38 (best F1 on the
+# packaging val classes), open-set precision 0.783 and recall 0.750 (the first, at its 0.49: 1.0 and 0.639).
+RECALL1_FLOOR = 0.88  # issue 15: the second version keeps >= 0.88 on flat cards
 IMAGENET_MARGIN = 0.35
-OPEN_SET_PRECISION_FLOOR = 0.9
-OPEN_SET_RECALL_FLOOR = 0.55
+OPEN_SET_PRECISION_FLOOR = 0.72
+OPEN_SET_RECALL_FLOOR = 0.70
+# Measured on the packaging benchmark (105 crops of test classes; same seed and assets, same bytes): recall@1 0.895,
+# the first embedder 0.800 in the same run.
+PACKAGING_RECALL1_FLOOR = 0.85
+PACKAGING_MARGIN_OVER_FIRST = 0.05
 DemoService = tuple[Recognizer, RecognizeOptions, Gallery, Path]  # the recognizer, its defaults, the demo gallery
 
 
-def _recognizer_report(data: Path, store: Path) -> dict[str, Any]:
-    """``shitu eval --track recognizer`` on the test split, with the embedder/default of ``store``."""
-    settings = Settings(models=ModelSettings(store=store, detector=None), runtime=RuntimeSettings(cpu_threads=2))
+def _recognizer_report(data: Path, store: Path, embedder: str = "embedder/default") -> dict[str, Any]:
+    """``shitu eval --track recognizer`` on the test split, with ``embedder`` of ``store``."""
+    settings = Settings(models=ModelSettings(store=store, embedder=embedder, detector=None),
+                        runtime=RuntimeSettings(cpu_threads=2))
     return run_benchmark(BenchmarkConfig(data, "test", tracks=(Track.recognizer,)), settings).as_dict()
 
 
@@ -62,6 +73,21 @@ def benchmark_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(benchmark_data: Path) -> dict[str, Any]:
     return _recognizer_report(benchmark_data, STORE)
+
+
+@pytest.fixture(scope="module")
+def packaging_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_benchmark(tmp_path_factory, "packaging", PACKAGING)
+
+
+def test_the_default_embedder_recognises_packaged_products_it_never_saw(packaging_data: Path) -> None:
+    """Shop photos of cans, bottles, boxes, pouches and labels against their catalogue views: far better than
+    the first embedder, which saw only flat cards, squashed square."""
+    default = _recognizer_report(packaging_data, STORE)["recognizer"]
+    first = _recognizer_report(packaging_data, STORE, FIRST_EMBEDDER)["recognizer"]
+    assert default["queries"] > 100
+    assert default["recall1"] >= PACKAGING_RECALL1_FLOOR, default
+    assert default["recall1"] >= first["recall1"] + PACKAGING_MARGIN_OVER_FIRST, (default, first)
 
 
 def test_the_default_embedder_recognises_products_it_never_saw(report: dict[str, Any]) -> None:
@@ -88,7 +114,8 @@ def test_the_calibrated_min_score_accepts_known_products_and_refuses_absent_ones
 def test_the_manifest_says_how_the_model_was_made_and_what_it_scored() -> None:
     manifest = load_manifest(DEFAULT_EMBEDDER)
     provenance = manifest.provenance
-    assert manifest.preprocess.size == (160, 160) and manifest.embedding_dim == 512
+    assert manifest.preprocess.size == (176, 176) and manifest.embedding_dim == 512
+    assert manifest.preprocess.keep_ratio and manifest.preprocess.pad  # letterboxed: a bottle keeps its label
     assert {"training", "train_list", "classes", "epochs", "metrics", "data", "recipe"} <= provenance.keys()
     evaluation = provenance["evaluation"]
     assert evaluation["split"] == "test" and evaluation["calibration"]["split"] == "val"
