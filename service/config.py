@@ -220,7 +220,7 @@ class LimitsSettings(BaseModel):
     decode_max_side_px: int | None = Field(
         640, ge=64, description="JPEGs are decoded at 1/2, 1/4 or 1/8 (DCT scaling) while the longer side stays "
         "at least this (2x the detector's 320 px; a product a sixth of the photo wide still gives the embedder its "
-        "160 px); boxes are still in original pixels. None (SHITU_LIMITS__DECODE_MAX_SIDE_PX=none): parity mode, "
+        "176 px); boxes are still in original pixels. None (SHITU_LIMITS__DECODE_MAX_SIDE_PX=none): parity mode, "
         "the full decode of PaddleClas"
     )
     inference_workers: int | None = Field(
