@@ -193,7 +193,9 @@ class ModelInfo(BaseModel):
 class GalleryThresholdInfo(BaseModel):
     """The gallery's own min_score suggestion: a quantile of its images' best scores against other items."""
 
-    suggested_min_score: float | None = Field(description="null while the gallery has too few items")
+    suggested_min_score: float | None = Field(
+        description="null while the gallery has too few items, or more images than "
+        "gallery.threshold_max_gallery_images")
     quantile: float
     images_sampled: int
     items: int

@@ -87,7 +87,11 @@ class ThresholdEstimator:
             stats = self.gallery.stats()
             key = (stats.items, stats.images, stats.index_size, stats.masked_deletions)
             self._checked_at = now
-            if self._current is None or key != self._key:
+            if stats.images > self.settings.threshold_max_gallery_images:
+                quantile = self.settings.threshold_quantile
+                self._current = GalleryThreshold(None, quantile, 0, stats.items, None, time.time())
+                self._key = key
+            elif self._current is None or key != self._key:
                 item_ids, vectors = self.gallery.embeddings()
                 self._current = estimate(vectors, item_ids, quantile=self.settings.threshold_quantile,
                                          max_images=self.settings.threshold_max_images,

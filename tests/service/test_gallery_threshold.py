@@ -113,6 +113,20 @@ def test_the_estimate_is_recomputed_only_when_the_gallery_changed_and_the_refres
     assert estimator.current() is second  # the gallery did not change: nothing recomputed
 
 
+def test_a_gallery_past_the_size_limit_gets_no_estimate_and_reads_no_embeddings(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    gallery = client.app.state.service.gallery  # type: ignore[attr-defined]  # the app's own state
+    _fill(client, 12)
+    limited = ThresholdEstimator(gallery, GallerySettings(threshold_min_items=4, threshold_max_gallery_images=11))
+
+    def read_everything() -> None:
+        raise AssertionError("a gallery past the limit must not be read whole")
+
+    monkeypatch.setattr(gallery, "embeddings", read_everything)
+    estimate_now = limited.current()
+    assert estimate_now.suggested_min_score is None and estimate_now.items == 12 and estimate_now.images_sampled == 0
+
+
 def _fill_more(client: TestClient, start: int, stop: int) -> None:
     for number in range(start, stop):
         response = client.post("/gallery", files={"image": ("p.jpg", _product(number), "image/jpeg")},
