@@ -22,7 +22,7 @@ export function initService() {
 const WITHHELD = "shown to keys with the details scope (admin by default)";
 
 // Nested values (the batching queues, per-source thresholds) read as "name value" lists, not as JSON:
-// "embedder (max_batch_size 32, max_wait_ms 3) · detector (...)".
+// "max_wait_ms 3 · since_start (embedder (batches 12, rows 40), detector (...))".
 function describe(value, nested = false) {
   if (Array.isArray(value)) {
     const named = value.every((item) => Array.isArray(item) && item.length === 2 && typeof item[0] === "string");
