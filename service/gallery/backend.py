@@ -8,6 +8,7 @@ The facade checks every input (:mod:`service.gallery.validation`, :mod:`service.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +33,20 @@ class StoredImage:
     item_updated_at: float
     file_name: str
     embedding: NDArray[np.float32]
+
+
+def stored_image_from_row(row: Any, image: GalleryImage, dim: int) -> StoredImage:
+    """A store's joined image + item row as a :class:`StoredImage` (SQLite's and psycopg's rows both read by column
+    name); ``image`` is the row's image, read by the store's own conversion."""
+    return StoredImage(
+        image=image,
+        label=row["label"],
+        metadata=json.loads(row["metadata"]),
+        item_created_at=row["item_created_at"],
+        item_updated_at=row["item_updated_at"],
+        file_name=row["file_name"],
+        embedding=np.frombuffer(row["embedding"], dtype=np.float32).reshape(dim),
+    )
 
 
 class GalleryBackend(Protocol):

@@ -9,7 +9,6 @@ leaves neither a row nor an index entry behind. One process owns the gallery (a 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -25,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings, IndexKind
-from service.errors import GalleryError, ImageNotFound, ItemNotFound, LabelConflict
+from service.errors import GalleryError, ImageNotFound, ItemNotFound
 from service.gallery import validation
 from service.gallery.backend import StoredImage, StoreReads
 from service.gallery.files import file_name_for, sha256_hex
@@ -245,19 +244,11 @@ class EmbeddedGallery(StoreReads):
     def _enrol(self, request: NewImage) -> Enrolment:
         writer = self._store.writer
         existing = self._store.get_item(request.item_id, writer) if request.item_id is not None else None
-        if existing is not None and existing.label != request.label:
-            raise LabelConflict(
-                f"item {request.item_id} has label {existing.label!r}, not {request.label!r}",
-                item_id=request.item_id,
-                label=existing.label,
-                requested_label=request.label,
-            )
         item_id = request.item_id or new_id()
+        request.check_label_against(existing, item_id)
         sha256 = sha256_hex(request.data)
         image = self._store.find_image(writer, item_id, sha256) if existing is not None else None
-        metadata_changed = request.metadata_text is not None and (
-            existing is None or json.loads(request.metadata_text) != existing.metadata
-        )
+        metadata_changed = request.changes_metadata_of(existing)
         if existing is not None and image is not None and not metadata_changed:
             return Enrolment(existing, image, created_item=False, created_image=False)
         created_image = image is None

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
-from service.gallery.backend import StoredImage
+from service.gallery.backend import StoredImage, stored_image_from_row
 from service.gallery.filter_sql import to_sqlite
 from service.gallery.filters import MetadataFilter
 from service.gallery.types import GalleryImage, GalleryItem
@@ -290,15 +290,7 @@ class GalleryStore:
             "items.updated_at AS item_updated_at FROM images JOIN items USING (item_id) ORDER BY images.row_id"
         )
         for row in rows:
-            yield StoredImage(
-                image=_image(row),
-                label=row["label"],
-                metadata=json.loads(row["metadata"]),
-                item_created_at=row["item_created_at"],
-                item_updated_at=row["item_updated_at"],
-                file_name=row["file_name"],
-                embedding=np.frombuffer(row["embedding"], dtype=np.float32).reshape(dim),
-            )
+            yield stored_image_from_row(row, _image(row), dim)
 
     def labels(self) -> dict[str, str]:
         return {row[0]: row[1] for row in self._reader().execute("SELECT item_id, label FROM items")}

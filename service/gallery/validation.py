@@ -7,13 +7,16 @@ import math
 import re
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, LabelConflict
+
+if TYPE_CHECKING:
+    from service.gallery.types import GalleryItem
 
 MAX_LABEL_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
@@ -43,6 +46,17 @@ class NewImage:
     media_type: str
     data: bytes
     vector: NDArray[np.float32]
+
+    def check_label_against(self, existing: GalleryItem | None, item_id: str) -> None:
+        """409 when the item exists under another label: a label changes by PATCH, never by an upload."""
+        if existing is not None and existing.label != self.label:
+            raise LabelConflict(f"item {item_id} has label {existing.label!r}, not {self.label!r}",
+                                item_id=item_id, label=existing.label, requested_label=self.label)
+
+    def changes_metadata_of(self, existing: GalleryItem | None) -> bool:
+        """Whether this upload brings metadata the item does not have yet (a new item: any metadata)."""
+        return self.metadata_text is not None and (
+            existing is None or json.loads(self.metadata_text) != existing.metadata)
 
 
 def check_new_image(

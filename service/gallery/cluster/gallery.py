@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import GallerySettings
-from service.errors import GalleryError, GalleryUnavailable, ImageNotFound, ItemNotFound, LabelConflict
+from service.errors import GalleryError, GalleryUnavailable, ImageNotFound, ItemNotFound
 from service.gallery.backend import StoredImage, StoreReads
 from service.gallery.cluster.expressions import to_milvus
 from service.gallery.cluster.milvus import MilvusIndex
@@ -131,16 +131,10 @@ class ClusterGallery(StoreReads):
         item_id = request.item_id or new_id()
         with self._store.item_lock(item_id) as connection:
             existing = self._store.get_item(item_id, connection) if request.item_id is not None else None
-            if existing is not None and existing.label != request.label:
-                raise LabelConflict(
-                    f"item {item_id} has label {existing.label!r}, not {request.label!r}",
-                    item_id=item_id, label=existing.label, requested_label=request.label,
-                )
+            request.check_label_against(existing, item_id)
             sha256 = sha256_hex(request.data)
             image = self._store.find_image(connection, item_id, sha256) if existing is not None else None
-            metadata_changed = request.metadata_text is not None and (
-                existing is None or json.loads(request.metadata_text) != existing.metadata
-            )
+            metadata_changed = request.changes_metadata_of(existing)
             if existing is not None and image is not None and not metadata_changed:
                 return Enrolment(existing, image, created_item=False, created_image=False)
             created_image = image is None

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from service.box import Box
-from service.gallery.backend import StoredImage
+from service.gallery.backend import StoredImage, stored_image_from_row
 from service.gallery.store import stored_box
 from service.gallery.types import GalleryImage, GalleryItem
 
@@ -269,15 +269,7 @@ class PostgresStore:
                 "items.created_at AS item_created_at, items.updated_at AS item_updated_at FROM {schema}.images "
                 "JOIN {schema}.items USING (item_id) ORDER BY images.row_id"))
             for row in cursor:
-                yield StoredImage(
-                    image=_image(row),
-                    label=row["label"],
-                    metadata=json.loads(row["metadata"]),
-                    item_created_at=row["item_created_at"],
-                    item_updated_at=row["item_updated_at"],
-                    file_name=row["file_name"],
-                    embedding=np.frombuffer(row["embedding"], dtype=np.float32).reshape(dim),
-                )
+                yield stored_image_from_row(row, _image(row), dim)
 
     # -- writes (inside transaction()) --------------------------------------------------------------------
 
