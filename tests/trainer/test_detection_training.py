@@ -15,6 +15,8 @@ from tests.trainer.detection_synthetic import make_synthetic_coco
 from trainer.detection.coco import CocoDetectionDataset
 from trainer.detection.config import TrainDetectionConfig, load_detection_config
 from trainer.detection.ema import ModelEMA
+from trainer.detection.export import export_detector
+from trainer.detection.from_export import ConversionError, export_network, write_start
 from trainer.detection.predict import predict_dataset
 from trainer.detection.setup import build_model
 from trainer.detection.train import TrainingResult, train_detector
@@ -141,3 +143,29 @@ def test_resuming_a_finished_run_only_exports(
 def test_resume_without_a_checkpoint_is_an_error(shapes: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_detector(_config(shapes[0], tmp_path, **{"train.max_steps": 1}), resume=True)
+
+
+def test_an_export_starts_a_fine_tuning(
+    tiny_run: tuple[TrainingResult, Path], shapes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``det-start --from <export>``: the anonymous export weights, put back under our names, give the same
+    detector when exported again."""
+    _, output_dir = tiny_run
+    start = write_start(output_dir / "export", tmp_path / "start.pdparams")
+    model, settings = export_network(output_dir / "export")
+    model.set_state_dict(paddle.load(str(start)))
+    export_detector(model, tmp_path / "again", name="again", version="0", input_size=settings.input_size)
+    image = CocoDetectionDataset(shapes[1]).load_image(1)
+    served, again = (load_detector(path, RuntimeSettings(cpu_threads=1)).detect(image)
+                     for path in (output_dir / "export", tmp_path / "again"))
+    assert len(served) == len(again) > 0
+    np.testing.assert_allclose([item.score for item in again], [item.score for item in served], atol=1e-6)
+    assert [item.box for item in again] == [item.box for item in served]
+
+
+def test_only_a_trained_detector_export_is_a_start(tmp_path: Path) -> None:
+    embedder = REPO / "model_store" / "embedder" / "default"
+    with pytest.raises(ConversionError, match="not a detector|no detector trained"):
+        write_start(embedder, tmp_path / "start.pdparams")
+    with pytest.raises(ConversionError):
+        write_start(tmp_path, tmp_path / "start.pdparams")

@@ -95,6 +95,14 @@ class CocoDetectionDataset:
                 f"{self.annotation_file}: nothing valid to train or evaluate on ({self.report.summary()})"
             )
 
+    def extend(self, other: CocoDetectionDataset) -> None:
+        """Train on ``other``'s images too (image ids may repeat: training does not read them, evaluation would)."""
+        if other.category_names != self.category_names:
+            raise DetectionDataError(f"{other.annotation_file}'s categories differ from {self.annotation_file}'s")
+        self.samples.extend(other.samples)
+        self.report.images += other.report.images
+        self.report.boxes += other.report.boxes
+
     @property
     def num_classes(self) -> int:
         return len(self.category_names)

@@ -24,6 +24,10 @@ STAGED_ARCHITECTURES = ("picodet_efficientnet_lite0", "picodet_nanodet_csp")
 class DataConfig(ConfigSection):
     train_annotations: Path = Field(description="COCO instances json of the training set")
     train_images: Path | None = Field(None, description="image root; default: the json's directory")
+    extra_train_annotations: list[Path] = Field(
+        default_factory=list, description="more COCO jsons trained on too (e.g. card and packaging scenes), each "
+        "with its images found from its own directory; same categories"
+    )
     val_annotations: Path | None = Field(None, description="COCO json of the validation set (COCO AP)")
     val_images: Path | None = None
     single_class: str | None = Field("foreground", description="map every category to this one; null keeps them")

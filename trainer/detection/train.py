@@ -59,6 +59,9 @@ def open_datasets(config: TrainDetectionConfig) -> tuple[CocoDetectionDataset, C
         single_class=data.single_class,
         keep_empty_images=data.keep_empty_train_images,
     )
+    for extra_annotations in data.extra_train_annotations:
+        train.extend(CocoDetectionDataset(extra_annotations, single_class=data.single_class,
+                                          keep_empty_images=data.keep_empty_train_images))
     validation = None
     if data.val_annotations is not None:
         validation = CocoDetectionDataset(data.val_annotations, data.val_images, single_class=data.single_class)
@@ -218,17 +221,28 @@ def training_provenance(config: TrainDetectionConfig, architecture: str, steps: 
     provenance: dict[str, Any] = {
         "trainer": "shitu train det",
         "train_annotations": str(config.data.train_annotations),
+        **({"extra_train_annotations": [str(path) for path in config.data.extra_train_annotations]}
+           if config.data.extra_train_annotations else {}),
         "architecture": architecture,
         "steps": steps,
         "weights": "ema" if ema else "last",
         "recipe": config.model_dump(mode="json"),
     }
-    synth = Path(config.data.train_annotations).parent.parent / "synth.json"
-    if synth.is_file():
-        summary = json.loads(synth.read_text(encoding="utf-8"))
-        provenance["data"] = {"generator": "shitu data synth", **{key: summary.get(key) for key in
-                                                                  ("options", "assets", "counts")}}
+    generated = [_synth_summary(path) for path in (config.data.train_annotations, *config.data.extra_train_annotations)]
+    if generated[0] is not None:
+        provenance["data"] = generated[0]
+    if any(summary is not None for summary in generated[1:]):
+        provenance["extra_data"] = generated[1:]
     return provenance
+
+
+def _synth_summary(annotations: Path) -> dict[str, Any] | None:
+    """What ``shitu data synth`` recorded of the dataset these annotations belong to, if it made them."""
+    synth = Path(annotations).parent.parent / "synth.json"
+    if not synth.is_file():
+        return None
+    summary = json.loads(synth.read_text(encoding="utf-8"))
+    return {"generator": "shitu data synth", **{key: summary.get(key) for key in ("options", "assets", "counts")}}
 
 
 def _export(
