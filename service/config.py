@@ -205,12 +205,9 @@ class GallerySettings(BaseModel):
     # pipeline.min_score_source=gallery.
     threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0,
                                       description="quantile of the images' best scores against other items")
-    threshold_max_images: int = Field(2000, ge=2, description="images sampled (evenly) for the estimate")
+    threshold_max_images: int = Field(2000, ge=2, description="images sampled (evenly) and searched for the estimate")
     threshold_min_items: int = Field(10, ge=2, description="fewer items: no suggestion (the manifest's applies)")
     threshold_refresh_s: float = Field(30.0, ge=0.0, description="an estimate is recomputed at most this often")
-    # The estimate reads every stored embedding (the sample is compared with all of them): at a million images that
-    # is 2 GB from the store and minutes of work, which /info must not wait for.
-    threshold_max_gallery_images: int = Field(200_000, ge=2, description="more images: no suggestion is computed")
     demo: Path | None = Field(None, description="PaddleClas list file imported when the gallery is empty")
 
 

@@ -194,8 +194,7 @@ class GalleryThresholdInfo(BaseModel):
     """The gallery's own min_score suggestion: a quantile of its images' best scores against other items."""
 
     suggested_min_score: float | None = Field(
-        description="null while the gallery has too few items, or more images than "
-        "gallery.threshold_max_gallery_images")
+        description="null while the gallery has fewer items than gallery.threshold_min_items")
     quantile: float
     images_sampled: int
     items: int

@@ -9,7 +9,7 @@ The facade checks every input (:mod:`service.gallery.validation`, :mod:`service.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +49,22 @@ def stored_image_from_row(row: Any, image: GalleryImage, dim: int) -> StoredImag
     )
 
 
+def evenly_spaced(row_ids: Sequence[int], count: int) -> list[int]:
+    """Up to ``count`` of the row ids (in enrolment order), evenly spaced from the first to the last."""
+    if len(row_ids) <= count:
+        return list(row_ids)
+    positions = np.unique(np.linspace(0, len(row_ids) - 1, count).round().astype(np.int64))
+    return [int(row_ids[position]) for position in positions]
+
+
+def sampled_from_rows(rows: Sequence[Any], dim: int) -> tuple[list[str], NDArray[np.float32]]:
+    """A store's ``(item_id, embedding)`` rows as item ids and an N x dim matrix."""
+    vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    for index, row in enumerate(rows):
+        vectors[index] = np.frombuffer(row["embedding"], dtype=np.float32)
+    return [row["item_id"] for row in rows], vectors
+
+
 class GalleryBackend(Protocol):
     files: ImageFiles
 
@@ -81,6 +97,10 @@ class GalleryBackend(Protocol):
     def delete_image(self, image_id: str) -> GalleryImage: ...
 
     def stored_images(self) -> Iterator[StoredImage]: ...
+
+    def sampled_embeddings(self, count: int) -> tuple[list[str], NDArray[np.float32]]:
+        """Up to ``count`` images evenly spaced in enrolment order: their item ids and embeddings, read alone."""
+        ...
 
     def restore(self, record: StoredImage) -> bool:
         """Puts one migrated image in as it was (ids, times, embedding); False when its image id is already there."""

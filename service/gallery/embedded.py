@@ -206,6 +206,9 @@ class EmbeddedGallery(StoreReads):
     def stored_images(self) -> Iterator[StoredImage]:
         yield from self._store.stored_images(self.embedding_dim)
 
+    def sampled_embeddings(self, count: int) -> tuple[list[str], NDArray[np.float32]]:
+        return self._store.sampled_embeddings(count, self.embedding_dim)
+
     def restore(self, record: StoredImage) -> bool:
         with self._write_lock, self._counted():
             self._ensure_open()

@@ -122,6 +122,12 @@ class Gallery:
             (0, self.embedding_dim), dtype=np.float32)
         return [record.image.item_id for record in records], vectors.astype(np.float32, copy=False)
 
+    def sampled_embeddings(self, count: int) -> tuple[list[str], NDArray[np.float32]]:
+        """Up to ``count`` images evenly spaced in enrolment order: item ids and embeddings, without reading the
+        rest of the store (``service.gallery.threshold``)."""
+        self._ensure_open()
+        return self._backend.sampled_embeddings(max(int(count), 1))
+
     def search(
         self, embeddings: NDArray[np.float32], top_k: int, metadata_filter: MetadataFilter | None = None
     ) -> list[list[GalleryMatch]]:

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.box import Box
-from service.gallery.backend import StoredImage, stored_image_from_row
+from service.gallery.backend import StoredImage, evenly_spaced, sampled_from_rows, stored_image_from_row
 from service.gallery.filter_sql import to_sqlite
 from service.gallery.filters import MetadataFilter
 from service.gallery.types import GalleryImage, GalleryItem
@@ -291,6 +291,18 @@ class GalleryStore:
         )
         for row in rows:
             yield stored_image_from_row(row, _image(row), dim)
+
+    def sampled_embeddings(self, count: int, dim: int) -> tuple[list[str], NDArray[np.float32]]:
+        """Up to ``count`` evenly spaced images' item ids and embeddings: one pass over the row ids, then only the
+        picked rows' embeddings."""
+        reader = self._reader()
+        row_ids = [row[0] for row in reader.execute("SELECT row_id FROM images ORDER BY row_id")]
+        picked = evenly_spaced(row_ids, count)
+        rows = reader.execute(
+            f"SELECT item_id, embedding FROM images WHERE row_id IN ({', '.join('?' * len(picked))}) ORDER BY row_id",
+            picked,
+        ).fetchall()
+        return sampled_from_rows(rows, dim)
 
     def labels(self) -> dict[str, str]:
         return {row[0]: row[1] for row in self._reader().execute("SELECT item_id, label FROM items")}

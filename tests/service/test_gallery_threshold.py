@@ -12,7 +12,14 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import GallerySettings
-from service.gallery.threshold import ThresholdEstimator, estimate, nearest_other_scores
+from service.gallery import Gallery
+from service.gallery.threshold import (
+    ITEMS_SEARCHED,
+    ThresholdEstimator,
+    estimate,
+    nearest_other_scores,
+    nearest_other_scores_of_vectors,
+)
 from tests.service.conftest import service_settings
 from tests.service.images import encode
 
@@ -22,26 +29,54 @@ def _unit(rows: list[list[float]]) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def test_an_images_own_item_does_not_count() -> None:
+def _gallery(tmp_path: Path, vectors: np.ndarray, items: list[str], index: str = "flat") -> Gallery:
+    gallery = Gallery.open(GallerySettings(path=tmp_path / "g", index=index), embedding_dim=vectors.shape[1],
+                           model_id="test@0")
+    for number, (vector, item_id) in enumerate(zip(vectors, items, strict=True)):
+        gallery.add_image(label=item_id, item_id=item_id, embedding=vector, image_bytes=_product(number),
+                          media_type="image/jpeg")
+    return gallery
+
+
+def test_an_images_own_item_does_not_count(tmp_path: Path) -> None:
     # item a has two near-identical images; b is close to a; c is far from both
     vectors = _unit([[1, 0, 0], [1, 0.01, 0], [0.8, 0.6, 0], [0, 0, 1]])
-    scores = nearest_other_scores(vectors, ["a", "a", "b", "c"], np.arange(4))
-    assert scores[0] == pytest.approx(0.8, abs=1e-3)  # not 1.0: the other image is its own item's
-    assert scores[2] == pytest.approx(max(vectors[2] @ vectors[0], vectors[2] @ vectors[1]), abs=1e-6)
-    assert scores[3] == pytest.approx(0.0, abs=1e-6)
+    items = ["a", "a", "b", "c"]
+    exact = nearest_other_scores_of_vectors(vectors, items)
+    assert exact[0] == pytest.approx(0.8, abs=1e-3)  # not 1.0: the other image is its own item's
+    assert exact[2] == pytest.approx(max(vectors[2] @ vectors[0], vectors[2] @ vectors[1]), abs=1e-6)
+    assert exact[3] == pytest.approx(0.0, abs=1e-6)
+    with _gallery(tmp_path, vectors, items) as gallery:
+        sampled_items, sampled = gallery.sampled_embeddings(10)
+        assert sampled_items == items and np.array_equal(sampled, vectors)
+        searched = nearest_other_scores(sampled_items, gallery.search(sampled, ITEMS_SEARCHED))
+    np.testing.assert_allclose(searched, exact, atol=1e-6)  # a flat index: the search is the exact computation
 
 
-def test_the_suggestion_is_a_quantile_and_needs_enough_items() -> None:
+def test_the_suggestion_is_a_quantile_of_an_even_sample_and_needs_enough_items(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = _unit(rng.standard_normal((50, 16)).tolist())
     items = [f"item-{number}" for number in range(50)]
-    scores = nearest_other_scores(vectors, items, np.arange(50))
-    found = estimate(vectors, items, quantile=0.9, max_images=1000, min_items=10)
-    assert found.suggested_min_score == pytest.approx(np.quantile(scores, 0.9), abs=1e-3)
-    assert found.images_sampled == 50 and found.items == 50
-    assert estimate(vectors[:5], items[:5], quantile=0.9, max_images=1000, min_items=10).suggested_min_score is None
-    sampled = estimate(vectors, items, quantile=0.9, max_images=20, min_items=10)
-    assert sampled.images_sampled == 20
+    exact = nearest_other_scores_of_vectors(vectors, items)
+    with _gallery(tmp_path, vectors, items) as gallery:
+        found = estimate(gallery, quantile=0.9, max_images=1000, min_items=10)
+        assert found.suggested_min_score == pytest.approx(np.quantile(exact, 0.9), abs=1e-3)
+        assert found.images_sampled == 50 and found.items == 50
+        assert estimate(gallery, quantile=0.9, max_images=1000, min_items=51).suggested_min_score is None
+        sampled = estimate(gallery, quantile=0.9, max_images=20, min_items=10)
+        assert sampled.images_sampled == 20
+        picked, _ = gallery.sampled_embeddings(5)
+    assert picked == [items[position] for position in (0, 12, 24, 37, 49)]  # evenly spaced, first to last
+
+
+def test_an_hnsw_gallery_gives_the_same_estimate_from_its_graph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    vectors = _unit(rng.standard_normal((300, 16)).tolist())
+    items = [f"item-{number // 2}" for number in range(300)]  # two images an item
+    exact = nearest_other_scores_of_vectors(vectors, items)
+    with _gallery(tmp_path, vectors, items, index="hnsw") as gallery:
+        found = estimate(gallery, quantile=0.5, max_images=2000, min_items=10)
+    assert found.images_sampled == 300 and found.suggested_min_score == pytest.approx(np.median(exact), abs=0.01)
 
 
 def _product(seed: int) -> bytes:
@@ -113,18 +148,20 @@ def test_the_estimate_is_recomputed_only_when_the_gallery_changed_and_the_refres
     assert estimator.current() is second  # the gallery did not change: nothing recomputed
 
 
-def test_a_gallery_past_the_size_limit_gets_no_estimate_and_reads_no_embeddings(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_estimate_reads_only_its_sample_from_the_store(client: TestClient, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
     gallery = client.app.state.service.gallery  # type: ignore[attr-defined]  # the app's own state
     _fill(client, 12)
-    limited = ThresholdEstimator(gallery, GallerySettings(threshold_min_items=4, threshold_max_gallery_images=11))
+    estimator = ThresholdEstimator(gallery, GallerySettings(threshold_min_items=4, threshold_max_images=5))
 
     def read_everything() -> None:
-        raise AssertionError("a gallery past the limit must not be read whole")
+        raise AssertionError("the estimate must not read the whole gallery")
 
     monkeypatch.setattr(gallery, "embeddings", read_everything)
-    estimate_now = limited.current()
-    assert estimate_now.suggested_min_score is None and estimate_now.items == 12 and estimate_now.images_sampled == 0
+    monkeypatch.setattr(gallery.backend, "stored_images", read_everything)
+    estimate_now = estimator.current()
+    assert estimate_now.suggested_min_score is not None and estimate_now.items == 12
+    assert estimate_now.images_sampled == 5
 
 
 def _fill_more(client: TestClient, start: int, stop: int) -> None:

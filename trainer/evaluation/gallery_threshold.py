@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from service.gallery.threshold import nearest_other_scores
+from service.gallery.threshold import nearest_other_scores_of_vectors
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, point_at
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -28,7 +28,7 @@ class GalleryThresholdPoint:
 
 def gallery_scores(vectors: NDArray[np.float32], item_ids: list[str]) -> NDArray[np.float32]:
     """Every gallery image's best score against another item's images."""
-    return nearest_other_scores(vectors, item_ids, np.arange(len(item_ids), dtype=np.int64))
+    return nearest_other_scores_of_vectors(vectors, item_ids)
 
 
 def gallery_threshold_points(scores: NDArray[np.float32], queries: Sequence[OpenSetQuery],

@@ -255,6 +255,9 @@ class ClusterGallery(StoreReads):
     def stored_images(self) -> Iterator[StoredImage]:
         yield from self._store.stored_images(self.embedding_dim)
 
+    def sampled_embeddings(self, count: int) -> tuple[list[str], NDArray[np.float32]]:
+        return self._store.sampled_embeddings(count, self.embedding_dim)
+
     def restore(self, record: StoredImage) -> bool:
         image = record.image
         with self._store.item_lock(image.item_id) as connection:

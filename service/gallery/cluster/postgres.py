@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from service.box import Box
-from service.gallery.backend import StoredImage, stored_image_from_row
+from service.gallery.backend import StoredImage, evenly_spaced, sampled_from_rows, stored_image_from_row
 from service.gallery.store import stored_box
 from service.gallery.types import GalleryImage, GalleryItem
 
@@ -270,6 +270,14 @@ class PostgresStore:
                 "JOIN {schema}.items USING (item_id) ORDER BY images.row_id"))
             for row in cursor:
                 yield stored_image_from_row(row, _image(row), dim)
+
+    def sampled_embeddings(self, count: int, dim: int) -> tuple[list[str], NDArray[np.float32]]:
+        """Up to ``count`` evenly spaced images' item ids and embeddings: one pass over the row ids, then only the
+        picked rows' embeddings."""
+        row_ids = [row["row_id"] for row in self.query("SELECT row_id FROM {schema}.images ORDER BY row_id")]
+        rows = self.query("SELECT item_id, embedding FROM {schema}.images WHERE row_id = ANY(%s) ORDER BY row_id",
+                          (evenly_spaced(row_ids, count),))
+        return sampled_from_rows(rows, dim)
 
     # -- writes (inside transaction()) --------------------------------------------------------------------
 

@@ -157,6 +157,18 @@ def test_delete_image_keeps_the_item(gallery: Gallery) -> None:
         gallery.image_path(first.image.image_id)
 
 
+def test_a_sample_is_evenly_spaced_in_enrolment_order_and_skips_deleted_images(gallery: Gallery) -> None:
+    vectors = unit_vectors(9, seed=13)
+    enrolments = [add(gallery, f"p{n}", vectors[n], n, item_id=f"p{n}") for n in range(9)]
+    gallery.delete_image(enrolments[4].image.image_id)
+    items, sampled = gallery.sampled_embeddings(3)
+    kept = [n for n in range(9) if n != 4]
+    assert items == [f"p{kept[0]}", f"p{kept[4]}", f"p{kept[7]}"]  # first, middle and last of the 8 left
+    np.testing.assert_array_equal(sampled, vectors[[kept[0], kept[4], kept[7]]])
+    everything, all_vectors = gallery.sampled_embeddings(100)
+    assert everything == [f"p{n}" for n in kept] and all_vectors.shape == (8, DIM)
+
+
 def test_delete_item_removes_its_images_from_search(gallery: Gallery) -> None:
     vectors = unit_vectors(3, seed=13)
     add(gallery, "x", vectors[0], 0, item_id="x")
