@@ -197,7 +197,7 @@ class GallerySettings(BaseModel):
     )
     hnsw_m: int = Field(32, ge=4, le=128)
     hnsw_ef_search: int = Field(64, ge=8)
-    hnsw_ef_construction: int = Field(40, ge=8)
+    hnsw_ef_construction: int = Field(160, ge=8, description="graph quality: 40 caps recall@1 near 0.98 at 1M")
     rebuild_deleted_fraction: float = Field(0.2, gt=0.0, le=1.0, description="HNSW rebuild trigger")
     search_threads: int = Field(1, ge=1, description="faiss OpenMP threads; requests already search in parallel")
     detect_on_enroll: bool = Field(True, description="crop the main object when a detector is loaded")

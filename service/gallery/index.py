@@ -31,7 +31,7 @@ class IndexParameters:
     dim: int
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
-    hnsw_ef_construction: int = 40
+    hnsw_ef_construction: int = 160
 
     @classmethod
     def from_settings(cls, settings: GallerySettings, dim: int, images: int) -> IndexParameters:
