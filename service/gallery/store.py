@@ -24,6 +24,8 @@ from service.gallery.filter_sql import to_sqlite
 from service.gallery.filters import MetadataFilter
 from service.gallery.types import GalleryImage, GalleryItem
 
+SQL_VARIABLES = 10_000  # under SQLite's limit of bound parameters in one statement (32,766 since 3.32)
+
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -298,10 +300,13 @@ class GalleryStore:
         reader = self._reader()
         row_ids = [row[0] for row in reader.execute("SELECT row_id FROM images ORDER BY row_id")]
         picked = evenly_spaced(row_ids, count)
-        rows = reader.execute(
-            f"SELECT item_id, embedding FROM images WHERE row_id IN ({', '.join('?' * len(picked))}) ORDER BY row_id",
-            picked,
-        ).fetchall()
+        rows = []
+        for start in range(0, len(picked), SQL_VARIABLES):  # SQLite caps the variables of one statement
+            chunk = picked[start : start + SQL_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            rows += reader.execute(
+                f"SELECT item_id, embedding FROM images WHERE row_id IN ({marks}) ORDER BY row_id", chunk
+            ).fetchall()
         return sampled_from_rows(rows, dim)
 
     def labels(self) -> dict[str, str]:
