@@ -63,9 +63,9 @@ def nearest_other_scores_of_vectors(vectors: NDArray[np.float32], item_ids: Sequ
     return best
 
 
-def estimate(gallery: Gallery, *, quantile: float, max_images: int, min_items: int) -> GalleryThreshold:
-    """The ``quantile`` of the nearest-other-item scores of up to ``max_images`` evenly spaced images."""
-    items = gallery.stats().items
+def estimate(gallery: Gallery, items: int, *, quantile: float, max_images: int, min_items: int) -> GalleryThreshold:
+    """The ``quantile`` of the nearest-other-item scores of up to ``max_images`` evenly spaced images of a gallery
+    of ``items`` items (its stats, which the caller has already read)."""
     now = time.time()
     if items < max(min_items, 2):
         return GalleryThreshold(None, quantile, 0, items, None, now)
@@ -98,7 +98,7 @@ class ThresholdEstimator:
             key = (stats.items, stats.images, stats.index_size, stats.masked_deletions)
             self._checked_at = now
             if self._current is None or key != self._key:
-                self._current = estimate(self.gallery, quantile=self.settings.threshold_quantile,
+                self._current = estimate(self.gallery, stats.items, quantile=self.settings.threshold_quantile,
                                          max_images=self.settings.threshold_max_images,
                                          min_items=self.settings.threshold_min_items)
                 self._key = key

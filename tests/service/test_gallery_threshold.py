@@ -59,11 +59,12 @@ def test_the_suggestion_is_a_quantile_of_an_even_sample_and_needs_enough_items(t
     items = [f"item-{number}" for number in range(50)]
     exact = nearest_other_scores_of_vectors(vectors, items)
     with _gallery(tmp_path, vectors, items) as gallery:
-        found = estimate(gallery, quantile=0.9, max_images=1000, min_items=10)
+        count = gallery.stats().items
+        found = estimate(gallery, count, quantile=0.9, max_images=1000, min_items=10)
         assert found.suggested_min_score == pytest.approx(np.quantile(exact, 0.9), abs=1e-3)
         assert found.images_sampled == 50 and found.items == 50
-        assert estimate(gallery, quantile=0.9, max_images=1000, min_items=51).suggested_min_score is None
-        sampled = estimate(gallery, quantile=0.9, max_images=20, min_items=10)
+        assert estimate(gallery, count, quantile=0.9, max_images=1000, min_items=51).suggested_min_score is None
+        sampled = estimate(gallery, count, quantile=0.9, max_images=20, min_items=10)
         assert sampled.images_sampled == 20
         picked, _ = gallery.sampled_embeddings(5)
     assert picked == [items[position] for position in (0, 12, 24, 37, 49)]  # evenly spaced, first to last
@@ -75,7 +76,7 @@ def test_an_hnsw_gallery_gives_the_same_estimate_from_its_graph(tmp_path: Path) 
     items = [f"item-{number // 2}" for number in range(300)]  # two images an item
     exact = nearest_other_scores_of_vectors(vectors, items)
     with _gallery(tmp_path, vectors, items, index="hnsw") as gallery:
-        found = estimate(gallery, quantile=0.5, max_images=2000, min_items=10)
+        found = estimate(gallery, gallery.stats().items, quantile=0.5, max_images=2000, min_items=10)
     assert found.images_sampled == 300 and found.suggested_min_score == pytest.approx(np.median(exact), abs=0.01)
 
 

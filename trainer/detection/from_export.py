@@ -36,14 +36,12 @@ def _weights_in_use_order(program_prefix: Path) -> list[np.ndarray]:
             program, _, _ = paddle.static.load_inference_model(
                 str(program_prefix), paddle.static.Executor(paddle.CPUPlace())
             )
-            names: list[str] = []
+            names: dict[str, None] = {}  # first use first: a dict keeps insertion order
             for operation in program.global_block().ops:
                 for operand in operation.operands_source():
                     source = operand.get_defining_op()
                     if source is not None and source.name() == "builtin.parameter":
-                        name = source.attrs()["parameter_name"]
-                        if name not in names:
-                            names.append(name)
+                        names.setdefault(source.attrs()["parameter_name"])
             return [np.array(scope.find_var(name).get_tensor()) for name in names]
     finally:
         paddle.disable_static()
