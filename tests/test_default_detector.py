@@ -92,6 +92,9 @@ def test_the_manifest_records_data_recipe_scores_and_calibrated_selection() -> N
     assert manifest.detector is not None and calibration["split"] == "val"
     assert manifest.detector.score_threshold == calibration["score_threshold"]
     assert manifest.detector.max_detections == calibration["max_detections"] >= 25  # a shelf holds up to 30
+    # the main-object order: a weight only where it put the main product first more often than the score alone
+    assert manifest.detector.main_object_area_weight == calibration["main_area_weight"]
+    assert calibration["main_object_hit_rate"] >= calibration["main_object_hit_rate_by_score"]
     files = [path for path in DEFAULT_DETECTOR.rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) < 20 * 2**20
 
@@ -110,7 +113,8 @@ def test_scikit_image_photos_get_their_main_object_as_the_top_box(name: str, shi
     manifest = shipped_detector.manifest
     selected = select_detections(shipped_detector.detect(np.ascontiguousarray(load())),
                                  max_detections=manifest.detector.max_detections,
-                                 threshold=manifest.detector.score_threshold)
+                                 threshold=manifest.detector.score_threshold,
+                                 main_area_weight=manifest.detector.main_object_area_weight)
     assert selected, f"{name}: no box"
     top = np.array([selected[0].box.as_tuple()], dtype=np.float32)
     overlap = float(coco_iou(top, np.array([truth], dtype=np.float32), np.zeros(1, dtype=bool))[0, 0])

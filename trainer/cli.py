@@ -185,6 +185,26 @@ def train_det_start(
     typer.echo(f"wrote {written} ({described})")
 
 
+@train_app.command("rec-start")
+def train_rec_start(
+    source: Path = typer.Option(..., "--from", file_okay=False, exists=True,
+                                help="the directory of an embedder exported by `shitu train rec`"),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False,
+                                    help="where to write the .pdparams (default: runs/starts/<directory>.pdparams)"),
+) -> None:
+    """Write an exported embedder's own weights (backbone, projection, BNNeck) under our names, for
+    ``model.init_checkpoint``: fine-tune a shipped embedder such as ``model_store/embedder/default`` (a new head is
+    trained; recipe ``trainer/configs/recognition_v3.yaml``)."""
+    from trainer.recognition import from_export
+
+    try:
+        written = from_export.write_start(source, out or Path(f"runs/starts/{source.name}.pdparams"))
+    except from_export.ConversionError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"wrote {written} (the weights of the exported embedder {source})")
+
+
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., "--out", help="dataset directory to write"),

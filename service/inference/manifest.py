@@ -72,6 +72,11 @@ class DetectorDefaults(BaseModel):
 
     score_threshold: float = 0.2
     max_detections: int = 5
+    main_object_area_weight: float = Field(
+        0.0, ge=0.0, le=4.0,
+        description="order of the selected boxes, main object first: by score x (area / largest area)^weight; "
+        "0 keeps PP-ShiTu's order by score (calibrated by `shitu eval --record-detector`)",
+    )
 
 
 class EmbedderDefaults(BaseModel):

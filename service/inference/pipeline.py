@@ -18,7 +18,7 @@ from service.inference.embedder import Embedder
 from service.inference.image import DecodeLimits, RGBImage, crop, decode_image
 from service.inference.manifest import DetectorDefaults, EmbedderDefaults
 from service.inference.selection import select_detections, suppress
-from service.inference.types import ObjectSource, Recognition, RecognizedObject
+from service.inference.types import Detection, ObjectSource, Recognition, RecognizedObject
 from service.inference.windows import sliding_windows
 
 Search = Callable[[NDArray[np.float32], int], list[list[GalleryMatch]]]
@@ -31,6 +31,7 @@ class RecognizeOptions:
 
     detection_threshold: float
     max_detections: int
+    main_area_weight: float  # the detector manifest's main-object order (selection.select_detections)
     min_score: float
     whole_image: WholeImage
     top_k: int
@@ -53,6 +54,7 @@ class RecognizeOptions:
         return cls(
             detection_threshold=_first(settings.detection_threshold, detector.score_threshold),
             max_detections=int(_first(settings.max_detections, detector.max_detections)),
+            main_area_weight=detector.main_object_area_weight,
             min_score=_first(settings.min_score, embedder.match_threshold),
             whole_image=settings.whole_image,
             top_k=settings.top_k,
@@ -119,8 +121,7 @@ class Recognizer:
         if box is None:
             box = Box(0, 0, image.shape[1], image.shape[0])
             if detect and self.detector is not None:
-                chosen = select_detections(self.detector.detect(image), max_detections=1,
-                                           threshold=options.detection_threshold)
+                chosen = _selected(self.detector, image, options)[:1]
                 if chosen and chosen[0].box.width > 0 and chosen[0].box.height > 0:
                     box = chosen[0].box
         elif not (0 <= box.x1 < box.x2 <= image.shape[1] and 0 <= box.y1 < box.y2 <= image.shape[0]):
@@ -134,9 +135,7 @@ class Recognizer:
         height, width = image.shape[:2]
         found: list[Candidate] = []
         if self.detector is not None:
-            selected = select_detections(self.detector.detect(image), max_detections=options.max_detections,
-                                         threshold=options.detection_threshold)
-            found = [Candidate(d.box, ObjectSource.detector, d.score) for d in selected]
+            found = [Candidate(d.box, ObjectSource.detector, d.score) for d in _selected(self.detector, image, options)]
         elif options.whole_image is WholeImage.never and not options.sliding_windows:
             raise InvalidRequest("whole_image=never needs a detector or sliding_windows, and this service has no "
                                  "detector")
@@ -147,6 +146,12 @@ class Recognizer:
         if whole or (self.detector is None and not options.sliding_windows):
             found.append(Candidate(Box(0, 0, width, height), ObjectSource.whole_image, 1.0))
         return found
+
+
+def _selected(detector: Detector, image: RGBImage, options: RecognizeOptions) -> list[Detection]:
+    """The detector's boxes PP-ShiTu keeps, main object first."""
+    return select_detections(detector.detect(image), max_detections=options.max_detections,
+                             threshold=options.detection_threshold, main_area_weight=options.main_area_weight)
 
 
 def recognize_bytes(recognizer: Recognizer, data: bytes, options: RecognizeOptions, search: Search, *,

@@ -8,10 +8,25 @@ from service.box import Box
 from service.inference.types import Detection
 
 
-def select_detections(detections: Sequence[Detection], *, max_detections: int, threshold: float) -> list[Detection]:
-    """Best ``max_detections`` first, THEN the score threshold (PP-ShiTu's order, which matters when many pass)."""
+def select_detections(detections: Sequence[Detection], *, max_detections: int, threshold: float,
+                      main_area_weight: float = 0.0) -> list[Detection]:
+    """Best ``max_detections`` first, THEN the score threshold (PP-ShiTu's order, which matters when many pass).
+
+    The selected boxes come main object first: by score x (area / the largest selected area)^``main_area_weight``,
+    so that a large product outranks a small one at a slightly higher score (a gallery photo's product, not the
+    sticker beside it); 0 keeps PP-ShiTu's order by score. The selection itself never depends on it.
+    """
     best = sorted(detections, key=lambda detection: detection.score, reverse=True)[:max_detections]
-    return [detection for detection in best if detection.score >= threshold]
+    selected = [detection for detection in best if detection.score >= threshold]
+    if main_area_weight == 0.0 or len(selected) < 2:
+        return selected
+    largest = max(_area(detection.box) for detection in selected)
+    return sorted(selected, key=lambda detection: detection.score * (_area(detection.box) / largest)
+                  ** main_area_weight, reverse=True)
+
+
+def _area(box: Box) -> float:
+    return float(max(box.width, 1) * max(box.height, 1))
 
 
 def overlap(first: Box, second: Box) -> float:

@@ -21,6 +21,23 @@ def test_top_k_comes_before_the_threshold() -> None:
     assert [d.score for d in select_detections(detections, max_detections=3, threshold=0.75)] == [0.9, 0.8]
 
 
+def test_the_main_object_order_puts_a_large_box_before_a_small_one_at_a_close_score() -> None:
+    small = Detection(box=Box(0, 0, 10, 10), score=0.9, class_id=0, label="foreground")
+    large = Detection(box=Box(20, 0, 60, 40), score=0.7, class_id=0, label="foreground")  # 16x the area
+    tiny_best = Detection(box=Box(0, 50, 2, 52), score=0.99, class_id=0, label="foreground")
+    faint = Detection(box=Box(0, 60, 100, 160), score=0.1, class_id=0, label="foreground")
+    detections = [small, large, tiny_best, faint]
+
+    by_score = select_detections(detections, max_detections=3, threshold=0.5)
+    assert by_score == [tiny_best, small, large]  # weight 0: PP-ShiTu's order
+    # 0.7 x 1 against 0.9 x (1/16)^0.25 = 0.45 and 0.99 x (1/400)^0.25 = 0.22; the faint large box is not selected
+    # (the order never changes which boxes are kept)
+    assert select_detections(detections, max_detections=3, threshold=0.5, main_area_weight=0.25) == [
+        large, small, tiny_best]
+    # a small weight does not lift the large box over much better scores: 0.7 against 0.78 and 0.73
+    assert select_detections(detections, max_detections=3, threshold=0.5, main_area_weight=0.05)[-1] == large
+
+
 def test_overlap_uses_the_plus_one_pixel_convention() -> None:
     first, second = Box(0, 0, 9, 9), Box(5, 0, 14, 9)
 

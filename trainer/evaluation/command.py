@@ -30,8 +30,9 @@ def evaluate_command(
     record: bool = typer.Option(False, "--record",
                                 help="write the calibrated min_score and these scores into the embedder's manifest"),
     record_detector: bool = typer.Option(False, "--record-detector",
-                                         help="first calibrate the detector's score_threshold (best box F1) on "
-                                              "--split and write it and --max-detections into its manifest"),
+                                         help="first calibrate the detector's score_threshold (best box F1) and "
+                                              "main-object order on --split and write them and --max-detections "
+                                              "into its manifest"),
     max_detections: int = typer.Option(30, "--max-detections", min=1, max=100,
                                        help="with --record-detector: boxes kept per photo (a shelf holds up to 30)"),
 ) -> None:
@@ -100,7 +101,9 @@ def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None
         raise typer.Exit(2) from error
     typer.echo(f"detector: score_threshold {calibration.score_threshold} at max_detections {max_detections} "
                f"(box P {calibration.precision:.3f} R {calibration.recall:.3f} F1 {calibration.f1:.3f} on "
-               f"{calibration.photos} {config.split} photos) recorded in {detector_dir / 'manifest.json'}")
+               f"{calibration.photos} {config.split} photos), main_object_area_weight {calibration.main_area_weight} "
+               f"(main-object hit {calibration.main_object_hit_rate:.3f}, by score alone "
+               f"{calibration.main_object_hit_rate_by_score:.3f}) recorded in {detector_dir / 'manifest.json'}")
 
 
 @contextlib.contextmanager

@@ -1,15 +1,18 @@
-"""The detector's shipped ``score_threshold``: the one with the best box F1 on the calibration split's photos.
+"""The detector's shipped ``score_threshold``: the one with the best box F1 on the calibration split's photos;
+then its ``main_object_area_weight``: the one whose first box is the main object most often there.
 
-All three scene kinds count: standard photos and dense shelves give true and missed products, empty photos only
-false boxes. A box is a true positive when it matches a visible product one to one at IoU ≥ 0.5 (PP-ShiTu's
-selection first: the ``max_detections`` best boxes, then the threshold); mostly hidden shelf products are neither.
-Every photo is detected once; the thresholds are swept over the cached detections.
+All three scene kinds count for the threshold: standard photos and dense shelves give true and missed products,
+empty photos only false boxes. A box is a true positive when it matches a visible product one to one at IoU ≥ 0.5
+(PP-ShiTu's selection first: the ``max_detections`` best boxes, then the threshold); mostly hidden shelf products
+are neither. The weight orders the selected boxes of the standard photos (their main object is the largest
+product); a tie keeps the smaller weight, so 0 (PP-ShiTu's order by score) stays unless a weight is better.
+Every photo is detected once; thresholds and weights are swept over the cached detections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +23,12 @@ from service.inference.manifest import MANIFEST_FILE, ModelKind, load_manifest
 from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import coco_iou
-from trainer.evaluation.data import BenchmarkSplit
-from trainer.evaluation.detector_track import HIT_IOU, matched_products
+from trainer.evaluation.data import BenchmarkSplit, DetectionScene, Scene
+from trainer.evaluation.detector_track import HIT_IOU, matched_products, selected_hits
 from trainer.evaluation.recognizer_track import read_pixels
 
 THRESHOLDS = tuple(float(value) for value in np.round(np.arange(0.05, 0.951, 0.025), 3))
+AREA_WEIGHTS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class DetectorCalibration:
     f1: float
     photos: int
     products: int
+    main_area_weight: float = 0.0
+    main_object_hit_rate: float = 0.0  # first selected box on the main object, standard photos, at that weight
+    main_object_hit_rate_by_score: float = 0.0  # the same in PP-ShiTu's order (weight 0)
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -44,18 +51,26 @@ class DetectorCalibration:
 
 def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections: int, limits: LimitsSettings,
                        advance: Callable[[], None] = lambda: None) -> DetectorCalibration:
-    photos = [(scene.path, scene.boxes, scene.crowd) for scene in split.scenes]
-    photos += [(scene.path, scene.boxes, scene.crowd) for scene in [*split.shelves, *split.empty_scenes]]
-    cached = []
-    for path, boxes, crowd in photos:
-        cached.append((detector.detect(read_pixels(path.read_bytes(), limits)), boxes[~crowd], boxes[crowd]))
+    detections = []
+    photos: list[Scene | DetectionScene] = [*split.scenes, *split.shelves, *split.empty_scenes]
+    for scene in photos:
+        detections.append(detector.detect(read_pixels(scene.path.read_bytes(), limits)))
         advance()
+    return calibrate_selection(split, detections, max_detections)
+
+
+def calibrate_selection(split: BenchmarkSplit, detections: Sequence[Sequence[Detection]],
+                        max_detections: int) -> DetectorCalibration:
+    """The sweeps over each photo's detections (``split``'s standard scenes, shelves, then empty photos)."""
+    photos: list[Scene | DetectionScene] = [*split.scenes, *split.shelves, *split.empty_scenes]
+    cached = [(found, scene.boxes[~scene.crowd], scene.boxes[scene.crowd])
+              for found, scene in zip(detections, photos, strict=True)]
     products = sum(len(visible) for _, visible, _ in cached)
     best: DetectorCalibration | None = None
     for threshold in THRESHOLDS:
         true, false = 0, 0
-        for detections, visible, hidden in cached:
-            selected = select_detections(detections, max_detections=max_detections, threshold=threshold)
+        for found, visible, hidden in cached:
+            selected = select_detections(found, max_detections=max_detections, threshold=threshold)
             matched = matched_products(selected, visible)
             true += matched
             false += len(selected) - matched - _on_hidden(selected, hidden, len(selected) - matched)
@@ -66,10 +81,24 @@ def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections
             best = DetectorCalibration(split.name, max_detections, threshold, precision, recall, f1, len(photos),
                                        products)
     assert best is not None
-    return best
+    standard = [(found, scene.main_box) for found, scene in zip(detections, split.scenes, strict=False)]
+    hit_rates = {weight: _main_object_hit_rate(standard, best, weight) for weight in AREA_WEIGHTS}
+    weight = max(AREA_WEIGHTS, key=lambda candidate: (hit_rates[candidate], -candidate))
+    return replace(best, main_area_weight=weight, main_object_hit_rate=hit_rates[weight],
+                   main_object_hit_rate_by_score=hit_rates[0.0])
 
 
-def _on_hidden(selected: list[Detection], hidden: np.ndarray, unmatched: int) -> int:
+def _main_object_hit_rate(standard: list[tuple[Sequence[Detection], np.ndarray]], selection: DetectorCalibration,
+                          weight: float) -> float:
+    hits = 0
+    for detections, main_box in standard:
+        selected = select_detections(detections, max_detections=selection.max_detections,
+                                     threshold=selection.score_threshold, main_area_weight=weight)
+        hits += selected_hits(selected, main_box)[0]
+    return hits / max(len(standard), 1)
+
+
+def _on_hidden(selected: Sequence[Detection], hidden: np.ndarray, unmatched: int) -> int:
     """Unmatched boxes on a mostly hidden product are not false (an ignore region), at most ``unmatched``."""
     if not len(hidden) or not unmatched:
         return 0
@@ -86,5 +115,6 @@ def record_detector_calibration(detector_dir: Path, calibration: DetectorCalibra
         raise ValueError(f"{detector_dir} holds no detector manifest of ours")
     manifest.detector.score_threshold = calibration.score_threshold
     manifest.detector.max_detections = calibration.max_detections
+    manifest.detector.main_object_area_weight = calibration.main_area_weight
     manifest.provenance["detector_calibration"] = {"command": command, **calibration.as_dict()}
     manifest.write(detector_dir)

@@ -114,9 +114,15 @@ def matched_products(selected: Sequence[Detection], truths: NDArray[np.float32])
 
 def main_object_hits(detections: Sequence[Detection], main_box: NDArray[np.float32],
                      options: RecognizeOptions) -> tuple[bool, bool]:
-    """(first selected box hits, any selected box hits) the main object at IoU ≥ 0.5, after PP-ShiTu's selection."""
+    """(first selected box hits, any selected box hits) the main object at IoU ≥ 0.5, after PP-ShiTu's selection
+    in the detector manifest's main-object order."""
     selected = select_detections(detections, max_detections=options.max_detections,
-                                 threshold=options.detection_threshold)
+                                 threshold=options.detection_threshold, main_area_weight=options.main_area_weight)
+    return selected_hits(selected, main_box)
+
+
+def selected_hits(selected: Sequence[Detection], main_box: NDArray[np.float32]) -> tuple[bool, bool]:
+    """(the first box hits, any box hits) the main object at IoU ≥ 0.5."""
     if not selected:
         return False, False
     boxes = np.array([detection.box.as_tuple() for detection in selected], dtype=np.float32)
