@@ -95,6 +95,10 @@ def test_the_detector_track_scores_every_scene(evaluated: tuple[Path, Any]) -> N
     detector = evaluated[1]["detector"]
     assert detector["images"] == len(KNOWN) + len(ABSENT)
     assert detector["main_object_hit_rate"] <= detector["main_object_found_rate"]
+    # the run's own order (the test store's detector has no weight: PP-ShiTu's order) is the sweep's first column
+    by_weight = detector["main_object_hit_by_weight"]
+    assert list(by_weight)[0] == "0.0" and by_weight["0.0"] == detector["main_object_hit_rate"]
+    assert all(0.0 <= rate <= detector["main_object_found_rate"] for rate in by_weight.values())
 
 
 def test_a_missing_split_is_an_error_without_traceback(model_environment: dict[str, str], tmp_path: Path) -> None:

@@ -154,6 +154,9 @@ def summary(document: dict[str, Any]) -> list[str]:
         result = document["detector"]
         line = (f"detector: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f}, main-object hit "
                 f"{result['main_object_hit_rate']:.3f} ({result['images']} scenes)")
+        if result.get("main_object_hit_by_weight"):
+            line += " (by main_object_area_weight: " + ", ".join(
+                f"{weight} {rate:.3f}" for weight, rate in result["main_object_hit_by_weight"].items()) + ")"
         if result.get("shelf_recall") is not None:
             line += f"; shelves: recall {result['shelf_recall']:.3f} ({result['shelf_products']} products)"
         if result.get("empty_with_box_rate") is not None:

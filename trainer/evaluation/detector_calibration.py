@@ -24,11 +24,10 @@ from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import coco_iou
 from trainer.evaluation.data import BenchmarkSplit, DetectionScene, Scene
-from trainer.evaluation.detector_track import HIT_IOU, matched_products, selected_hits
+from trainer.evaluation.detector_track import AREA_WEIGHTS, HIT_IOU, matched_products, selected_hits
 from trainer.evaluation.recognizer_track import read_pixels
 
 THRESHOLDS = tuple(float(value) for value in np.round(np.arange(0.05, 0.951, 0.025), 3))
-AREA_WEIGHTS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 @dataclass(frozen=True)

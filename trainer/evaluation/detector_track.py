@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from trainer.evaluation.data import BenchmarkSplit, DetectionScene
 from trainer.evaluation.recognizer_track import read_pixels
 
 HIT_IOU = 0.5
+# main_object_area_weight values swept by the calibration and reported by the track
+AREA_WEIGHTS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class DetectorResult:
     ap50: float
     main_object_hit_rate: float  # the first selected box has IoU ≥ 0.5 with the main object
     main_object_found_rate: float  # any selected box does
+    main_object_hit_by_weight: dict[str, float] = field(default_factory=dict)  # per main_object_area_weight
     shelf_images: int = 0
     shelf_products: int = 0  # visible ones (mostly hidden products are ignore regions)
     shelf_recall: float | None = None  # products matched (IoU ≥ 0.5, one box each) by the selected boxes
@@ -42,6 +45,7 @@ class DetectorResult:
 def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: RecognizeOptions, limits: LimitsSettings,
                       advance: Callable[[], None] = lambda: None) -> DetectorResult:
     truths, found, hits, anywhere = [], [], 0, 0
+    by_weight = dict.fromkeys(AREA_WEIGHTS, 0)
     for scene in split.scenes:
         detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
         # Main-body detection: every class the model knows is "a product", so AP is class-agnostic.
@@ -50,6 +54,9 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         first, any_selected = main_object_hits(detections, scene.main_box, options)
         hits += first
         anywhere += any_selected
+        for weight in AREA_WEIGHTS:
+            by_weight[weight] += main_object_hits(detections, scene.main_box, replace(options,
+                                                                                      main_area_weight=weight))[0]
         advance()
     metrics = evaluate_detections(truths, found, num_classes=1)
     count = max(len(split.scenes), 1)
@@ -59,6 +66,7 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         ap50=max(metrics.ap50, 0.0),
         main_object_hit_rate=hits / count,
         main_object_found_rate=anywhere / count,
+        main_object_hit_by_weight={str(weight): value / count for weight, value in by_weight.items()},
         **_shelf_metrics(detector, split.shelves, options, limits, advance),
         **_empty_metrics(detector, split.empty_scenes, options, limits, advance),
     )

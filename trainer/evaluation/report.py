@@ -79,6 +79,10 @@ def markdown(report: BenchmarkReport, command: str | None) -> str:
             [[detector.images, detector.ap, detector.ap50, detector.main_object_hit_rate,
               detector.main_object_found_rate]],
         )
+        if detector.main_object_hit_by_weight:
+            lines += _table(f"Main object hit by main_object_area_weight (this run: {options.main_area_weight})",
+                            list(detector.main_object_hit_by_weight),
+                            [list(detector.main_object_hit_by_weight.values())])
         if detector.shelf_recall is not None:
             lines += ["", f"Dense shelves ({detector.shelf_images} photos, {detector.shelf_products} visible "
                       "products): "
