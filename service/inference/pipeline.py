@@ -117,7 +117,8 @@ class Recognizer:
 
     def enrolment_embedding(self, image: RGBImage, *, box: Box | None, detect: bool,
                             options: RecognizeOptions) -> tuple[Box, NDArray[np.float32]]:
-        """The box a gallery image is embedded from (given, else the best detection, else the whole image)."""
+        """The box a gallery image is embedded from (given, else the first detection in the main-object order, else
+        the whole image)."""
         if box is None:
             box = Box(0, 0, image.shape[1], image.shape[0])
             if detect and self.detector is not None:
