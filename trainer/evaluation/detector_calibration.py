@@ -24,7 +24,7 @@ from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import coco_iou
 from trainer.evaluation.data import BenchmarkSplit, DetectionScene, Scene
-from trainer.evaluation.detector_track import AREA_WEIGHTS, HIT_IOU, matched_products, selected_hits
+from trainer.evaluation.detector_track import AREA_WEIGHTS, HIT_IOU, hit_rates_by_weight, matched_products
 from trainer.evaluation.recognizer_track import read_pixels
 
 THRESHOLDS = tuple(float(value) for value in np.round(np.arange(0.05, 0.951, 0.025), 3))
@@ -51,8 +51,7 @@ class DetectorCalibration:
 def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections: int, limits: LimitsSettings,
                        advance: Callable[[], None] = lambda: None) -> DetectorCalibration:
     detections = []
-    photos: list[Scene | DetectionScene] = [*split.scenes, *split.shelves, *split.empty_scenes]
-    for scene in photos:
+    for scene in _photos(split):
         detections.append(detector.detect(read_pixels(scene.path.read_bytes(), limits)))
         advance()
     return calibrate_selection(split, detections, max_detections)
@@ -61,7 +60,7 @@ def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections
 def calibrate_selection(split: BenchmarkSplit, detections: Sequence[Sequence[Detection]],
                         max_detections: int) -> DetectorCalibration:
     """The sweeps over each photo's detections (``split``'s standard scenes, shelves, then empty photos)."""
-    photos: list[Scene | DetectionScene] = [*split.scenes, *split.shelves, *split.empty_scenes]
+    photos = _photos(split)
     cached = [(found, scene.boxes[~scene.crowd], scene.boxes[scene.crowd])
               for found, scene in zip(detections, photos, strict=True)]
     products = sum(len(visible) for _, visible, _ in cached)
@@ -81,20 +80,14 @@ def calibrate_selection(split: BenchmarkSplit, detections: Sequence[Sequence[Det
                                        products)
     assert best is not None
     standard = [(found, scene.main_box) for found, scene in zip(detections, split.scenes, strict=False)]
-    hit_rates = {weight: _main_object_hit_rate(standard, best, weight) for weight in AREA_WEIGHTS}
+    hit_rates = hit_rates_by_weight(standard, best.max_detections, best.score_threshold)
     weight = max(AREA_WEIGHTS, key=lambda candidate: (hit_rates[candidate], -candidate))
     return replace(best, main_area_weight=weight, main_object_hit_rate=hit_rates[weight],
                    main_object_hit_rate_by_score=hit_rates[0.0])
 
 
-def _main_object_hit_rate(standard: list[tuple[Sequence[Detection], np.ndarray]], selection: DetectorCalibration,
-                          weight: float) -> float:
-    hits = 0
-    for detections, main_box in standard:
-        selected = select_detections(detections, max_detections=selection.max_detections,
-                                     threshold=selection.score_threshold, main_area_weight=weight)
-        hits += selected_hits(selected, main_box)[0]
-    return hits / max(len(standard), 1)
+def _photos(split: BenchmarkSplit) -> list[Scene | DetectionScene]:
+    return [*split.scenes, *split.shelves, *split.empty_scenes]
 
 
 def _on_hidden(selected: Sequence[Detection], hidden: np.ndarray, unmatched: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,7 @@ class DetectorResult:
 
 def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: RecognizeOptions, limits: LimitsSettings,
                       advance: Callable[[], None] = lambda: None) -> DetectorResult:
-    truths, found, hits, anywhere = [], [], 0, 0
-    by_weight = dict.fromkeys(AREA_WEIGHTS, 0)
+    truths, found, standard, hits, anywhere = [], [], [], 0, 0
     for scene in split.scenes:
         detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
         # Main-body detection: every class the model knows is "a product", so AP is class-agnostic.
@@ -54,9 +53,7 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         first, any_selected = main_object_hits(detections, scene.main_box, options)
         hits += first
         anywhere += any_selected
-        for weight in AREA_WEIGHTS:
-            by_weight[weight] += main_object_hits(detections, scene.main_box, replace(options,
-                                                                                      main_area_weight=weight))[0]
+        standard.append((detections, scene.main_box))
         advance()
     metrics = evaluate_detections(truths, found, num_classes=1)
     count = max(len(split.scenes), 1)
@@ -66,7 +63,8 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         ap50=max(metrics.ap50, 0.0),
         main_object_hit_rate=hits / count,
         main_object_found_rate=anywhere / count,
-        main_object_hit_by_weight={str(weight): value / count for weight, value in by_weight.items()},
+        main_object_hit_by_weight={str(weight): rate for weight, rate in hit_rates_by_weight(
+            standard, options.max_detections, options.detection_threshold).items()},
         **_shelf_metrics(detector, split.shelves, options, limits, advance),
         **_empty_metrics(detector, split.empty_scenes, options, limits, advance),
     )
@@ -127,6 +125,19 @@ def main_object_hits(detections: Sequence[Detection], main_box: NDArray[np.float
     selected = select_detections(detections, max_detections=options.max_detections,
                                  threshold=options.detection_threshold, main_area_weight=options.main_area_weight)
     return selected_hits(selected, main_box)
+
+
+def hit_rates_by_weight(standard: Sequence[tuple[Sequence[Detection], NDArray[np.float32]]], max_detections: int,
+                        threshold: float) -> dict[float, float]:
+    """Per ``main_object_area_weight`` of :data:`AREA_WEIGHTS`: the share of (detections, main box) photos whose
+    first selected box is the main object."""
+    rates = {}
+    for weight in AREA_WEIGHTS:
+        hits = sum(selected_hits(select_detections(detections, max_detections=max_detections, threshold=threshold,
+                                                   main_area_weight=weight), main_box)[0]
+                   for detections, main_box in standard)
+        rates[weight] = hits / max(len(standard), 1)
+    return rates
 
 
 def selected_hits(selected: Sequence[Detection], main_box: NDArray[np.float32]) -> tuple[bool, bool]:
