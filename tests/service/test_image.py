@@ -92,6 +92,31 @@ def test_resize_reports_y_then_x_scale_and_normalize_matches_paddleclas() -> Non
     np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("channel_order", ["RGB", "BGR"])
+def test_normalize_is_the_float32_formula_bit_for_bit(channel_order: str) -> None:
+    preprocess = Preprocess(size=(176, 176), scale=1 / 255, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3),
+                            channel_order=channel_order)
+    image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    view = image[5:80, 7:110]  # a crop: a strided view, as the pipeline passes
+    ordered = view[:, :, ::-1] if channel_order == "BGR" else view
+    mean, std = np.asarray(preprocess.mean, np.float32), np.asarray(preprocess.std, np.float32)
+    formula = ((ordered.astype(np.float32) * np.float32(preprocess.scale) - mean) / std).transpose(2, 0, 1)
+
+    tensor = normalize(view, preprocess)
+
+    assert tensor.dtype == np.float32 and tensor.flags.c_contiguous
+    assert np.array_equal(tensor, formula)
+
+
+def test_a_jpeg_with_bytes_after_its_end_still_decodes() -> None:
+    ok, buffer = cv2.imencode(".jpg", np.full((40, 60, 3), 128, dtype=np.uint8))
+    assert ok
+
+    decoded = decode_image(buffer.tobytes() + b"trailing bytes a camera appended", LIMITS)
+
+    assert (decoded.width, decoded.height) == (60, 40)
+
+
 def test_big_jpegs_decode_reduced_by_default_and_in_full_in_parity_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     ok, buffer = cv2.imencode(".jpg", np.zeros((3000, 4000, 3), dtype=np.uint8))
     assert ok
