@@ -33,11 +33,16 @@ from pathlib import Path
 import cv2
 from service.box import Box
 from service.inference.image import DecodeLimits, crop, decode_image, normalize, resize
-from service.inference.manifest import load_manifest
+from service.inference.manifest import Preprocess
 cv2.setNumThreads(1)  # as on a request thread beside the inference threads
 store, photos, sides, runs = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
-detector = load_manifest(store / "detector" / "default").preprocess
-embedder = load_manifest(store / "embedder" / "default").preprocess
+
+def preprocess_of(kind):
+    # Only the fields this checkout knows: an older checkout cannot parse today's manifests whole.
+    fields = json.loads((store / kind / "default" / "manifest.json").read_text())["preprocess"]
+    return Preprocess(**{key: value for key, value in fields.items() if key in Preprocess.model_fields})
+
+detector, embedder = preprocess_of("detector"), preprocess_of("embedder")
 SHARES = ((0.1, 0.1), (0.4, 0.2), (0.7, 0.5), (0.2, 0.6), (0.5, 0.6))
 
 def prepare(data, limits):
