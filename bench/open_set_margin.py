@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from machine import machine_record, write_result  # bench/ is the script's directory
 
 from service.config import LimitsSettings, RuntimeSettings
+from service.inference.embedder import Embedder
 from service.inference.models import load_embedder
 from trainer.evaluation.data import load_split
 from trainer.evaluation.open_set import OpenSetQuery, balanced, calibrate, point_at
@@ -31,7 +31,8 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = tuple(float(value) for value in np.round(np.arange(-0.5, 1.0001, 0.005), 3))
 
 
-def scored_queries(embedder: Any, data: Path, split: str, limits: LimitsSettings) -> list[tuple[OpenSetQuery, float]]:
+def scored_queries(embedder: Embedder, data: Path, split: str,
+                   limits: LimitsSettings) -> list[tuple[OpenSetQuery, float]]:
     """Each balanced open-set query with its top-2 score (the best gallery item of another label)."""
     loaded = load_split(data, split)
     gallery = embed_entries(embedder, loaded.gallery, limits)
