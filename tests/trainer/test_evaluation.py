@@ -199,3 +199,23 @@ def test_the_recognizer_alone_needs_no_calibration_split(model_environment: dict
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / JSON_FILE).read_text(encoding="utf-8"))
     assert report["recognizer"]["recall1"] == 1.0 and report["recognizer_calibration"] is None
+
+
+def test_record_detector_writes_its_selection_and_the_command_as_typed(
+    model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path
+) -> None:
+    data = write_benchmark(tmp_path / "data")
+    detector = tmp_path / "detector"
+    shutil.copytree(model_store_dir / "detector" / "default", detector)
+    arguments = ["eval", "--data", str(data), "--split", "val", "--detector", str(detector), "--track", "detector",
+                 "--record-detector", "--max-detections", "7", "--out", str(tmp_path / "out")]
+
+    result = CliRunner().invoke(app, arguments, env=model_environment)
+
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((detector / "manifest.json").read_text(encoding="utf-8"))
+    calibration = manifest["provenance"]["detector_calibration"]
+    assert manifest["detector"]["max_detections"] == calibration["max_detections"] == 7
+    assert manifest["detector"]["score_threshold"] == calibration["score_threshold"]
+    report = json.loads((tmp_path / "out" / JSON_FILE).read_text(encoding="utf-8"))
+    assert calibration["command"] == f"{report['command']} --record-detector --max-detections 7"

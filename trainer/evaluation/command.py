@@ -53,8 +53,10 @@ def evaluate_command(
               "detector": str(detector.resolve()) if detector else None}
     settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
     config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
+    command = _command_line(data, split, out, embedder, detector, limit, tracks, calibration_split, precision_target)
     if record_detector:
-        _calibrate_detector(config, settings, max_detections)
+        _calibrate_detector(config, settings, max_detections,
+                            f"{command} --record-detector --max-detections {max_detections}")
     if record:
         _refuse_unrecordable(config, settings.models.embedder_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -69,7 +71,6 @@ def evaluate_command(
         except BenchmarkDataError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error
-    command = _command_line(data, split, out, embedder, detector, limit, tracks, calibration_split, precision_target)
     files = write_report(report, out, command)
     for line in summary(report.as_dict()):
         typer.echo(line)
@@ -78,7 +79,8 @@ def evaluate_command(
         _record(report, settings.models.embedder_dir, command, settings.models.detector_dir)
 
 
-def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None:
+def _calibrate_detector(config: Any, settings: Any, max_detections: int, command: str) -> None:
+    """``command`` is the line as typed (relative paths, every option), recorded for whoever reproduces it."""
     from service.inference.models import load_detector
     from trainer.evaluation.data import BenchmarkDataError, load_split
     from trainer.evaluation.detector_calibration import calibrate_detector, record_detector_calibration
@@ -93,7 +95,6 @@ def _calibrate_detector(config: Any, settings: Any, max_detections: int) -> None
         raise typer.Exit(2) from error
     calibration = calibrate_detector(load_detector(detector_dir, settings.runtime), split, max_detections,
                                      settings.limits)
-    command = f"shitu eval --data {config.data} --split {config.split} --detector {detector_dir} --record-detector"
     try:
         record_detector_calibration(detector_dir, calibration, command)
     except ValueError as error:
