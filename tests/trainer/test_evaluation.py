@@ -148,12 +148,17 @@ def test_eval_reads_what_the_generator_writes(model_environment: dict[str, str],
     assert report["end_to_end"]["known_scenes"] == known_scenes
 
 
+def _benchmark_and_a_copy_of(model: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A benchmark and a copy of ``model`` whose manifest ``--record`` may write."""
+    copy = tmp_path / model.parent.name
+    shutil.copytree(model, copy)
+    return write_benchmark(tmp_path / "data"), copy
+
+
 def test_record_writes_the_calibrated_threshold_and_scores_into_the_manifest(
     model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path
 ) -> None:
-    data = write_benchmark(tmp_path / "data")
-    embedder = tmp_path / "embedder"
-    shutil.copytree(model_store_dir / "embedder" / "default", embedder)
+    data, embedder = _benchmark_and_a_copy_of(model_store_dir / "embedder" / "default", tmp_path)
     before = (embedder / "manifest.json").read_text(encoding="utf-8")
     arguments = ["eval", "--data", str(data), "--embedder", str(embedder), "--track", "recognizer", "--track",
                  "end-to-end", "--record"]
@@ -204,9 +209,7 @@ def test_the_recognizer_alone_needs_no_calibration_split(model_environment: dict
 def test_record_detector_writes_its_selection_and_the_command_as_typed(
     model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path
 ) -> None:
-    data = write_benchmark(tmp_path / "data")
-    detector = tmp_path / "detector"
-    shutil.copytree(model_store_dir / "detector" / "default", detector)
+    data, detector = _benchmark_and_a_copy_of(model_store_dir / "detector" / "default", tmp_path)
     arguments = ["eval", "--data", str(data), "--split", "val", "--detector", str(detector), "--track", "detector",
                  "--record-detector", "--max-detections", "7", "--out", str(tmp_path / "out")]
 
