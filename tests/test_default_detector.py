@@ -87,7 +87,10 @@ def test_the_manifest_records_data_recipe_scores_and_calibrated_selection() -> N
     manifest = load_manifest(DEFAULT_DETECTOR)
     assert manifest.architecture == "picodet_efficientnet_lite0" and manifest.preprocess.size == (320, 320)
     provenance = manifest.provenance
-    assert {"data", "recipe", "validation", "evaluation", "detector_calibration"} <= provenance.keys()
+    assert {"data", "recipe", "validation", "benchmarks", "detector_calibration"} <= provenance.keys()
+    # held-out scores per data set (`shitu eval --record`): the card scenes and the packaging ones
+    assert {"data/det", "data/detpack"} <= provenance["benchmarks"].keys()
+    assert all(item["split"] == "test" for item in provenance["benchmarks"].values())
     calibration = provenance["detector_calibration"]
     assert manifest.detector is not None and calibration["split"] == "val"
     assert manifest.detector.score_threshold == calibration["score_threshold"]

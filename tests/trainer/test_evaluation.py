@@ -222,3 +222,35 @@ def test_record_detector_writes_its_selection_and_the_command_as_typed(
     assert manifest["detector"]["score_threshold"] == calibration["score_threshold"]
     report = json.loads((tmp_path / "out" / JSON_FILE).read_text(encoding="utf-8"))
     assert calibration["command"] == f"{report['command']} --record-detector --max-detections 7"
+
+
+def test_record_with_the_detector_track_alone_keeps_the_scores_per_data_set(
+    model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path
+) -> None:
+    data, detector = _benchmark_and_a_copy_of(model_store_dir / "detector" / "default", tmp_path)
+    embedder = model_store_dir / "embedder" / "default"
+    embedder_before = (embedder / "manifest.json").read_text(encoding="utf-8")
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    for benchmark, out in ((data, "a"), (other, "b"), (data, "c")):
+        arguments = ["eval", "--data", str(benchmark), "--detector", str(detector), "--track", "detector",
+                     "--record", "--out", str(tmp_path / out)]
+        result = CliRunner().invoke(app, arguments, env=model_environment)
+        assert result.exit_code == 0, result.output
+        assert "recorded the detector's scores" in result.output and "min_score" not in result.output
+
+    benchmarks = json.loads((detector / "manifest.json").read_text(encoding="utf-8"))["provenance"]["benchmarks"]
+    assert benchmarks.keys() == {str(data), str(other)}  # the third run replaced the first's entry
+    last = json.loads((tmp_path / "c" / JSON_FILE).read_text(encoding="utf-8"))
+    assert benchmarks[str(data)]["command"] == last["command"]
+    assert benchmarks[str(data)]["detector_track"] == last["detector"]
+    assert (embedder / "manifest.json").read_text(encoding="utf-8") == embedder_before  # no embedder track ran
+
+
+def test_record_without_a_track_it_can_write_is_refused(model_environment: dict[str, str], tmp_path: Path) -> None:
+    data = write_benchmark(tmp_path / "data")
+    environment = {**model_environment, "SHITU_MODELS__DETECTOR": ""}
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--track", "detector", "--record", "--out",
+                                      str(tmp_path / "out")], env=environment)
+    assert result.exit_code == 2 and "or the detector track and a detector" in result.output
+    assert not (tmp_path / "out").exists()

@@ -28,7 +28,8 @@ def evaluate_command(
     precision_target: float | None = typer.Option(None, "--precision-target", min=0.0, max=1.0,
                                                   help="calibrate to this open-set precision instead of the best F1"),
     record: bool = typer.Option(False, "--record",
-                                help="write the calibrated min_score and these scores into the embedder's manifest"),
+                                help="write the calibrated min_score and these scores into the embedder's manifest, "
+                                     "and the detector track's into the detector's (that track alone: only those)"),
     record_detector: bool = typer.Option(False, "--record-detector",
                                          help="first calibrate the detector's score_threshold (best box F1) and "
                                               "main-object order on --split and write them and --max-detections "
@@ -58,7 +59,7 @@ def evaluate_command(
         _calibrate_detector(config, settings, max_detections,
                             f"{command} --record-detector --max-detections {max_detections}")
     if record:
-        _refuse_unrecordable(config, settings.models.embedder_dir)
+        _refuse_unrecordable(config, settings.models.embedder_dir, settings.models.detector_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
 
@@ -118,22 +119,23 @@ def _exit_on_record_error() -> Iterator[None]:
         raise typer.Exit(2) from error
 
 
-def _refuse_unrecordable(config: Any, embedder_dir: Path) -> None:
+def _refuse_unrecordable(config: Any, embedder_dir: Path, detector_dir: Path | None) -> None:
     from trainer.evaluation.manifest_record import check_recordable
 
     with _exit_on_record_error():
-        check_recordable(config, embedder_dir)
+        check_recordable(config, embedder_dir, detector_dir)
 
 
 def _record(report: Any, embedder_dir: Path, command: str, detector_dir: Path | None) -> None:
-    from trainer.evaluation.manifest_record import record_detector_scores, record_in_manifest
+    from trainer.evaluation.manifest_record import record_detector_scores, record_in_manifest, records_embedder
 
     with _exit_on_record_error():
-        recorded = record_in_manifest(report, embedder_dir, command)
+        if records_embedder(report.config):
+            recorded = record_in_manifest(report, embedder_dir, command)
+            typer.echo(f"recorded {recorded} and the scores in {embedder_dir / 'manifest.json'}")
         if detector_dir is not None and report.detector is not None:
             record_detector_scores(report, detector_dir, command)
             typer.echo(f"recorded the detector's scores in {detector_dir / 'manifest.json'}")
-    typer.echo(f"recorded {recorded} and the scores in {embedder_dir / 'manifest.json'}")
 
 
 def summary(document: dict[str, Any]) -> list[str]:

@@ -19,14 +19,30 @@ class RecordError(ValueError):
     """The report cannot be recorded: no calibration, or not our own embedder manifest."""
 
 
-def check_recordable(config: BenchmarkConfig, embedder_dir: Path) -> None:
-    """Refuses, before anything runs, what could not be recorded."""
-    tracks = {Track.recognizer, Track.end_to_end} & set(config.tracks)
-    if not tracks or config.calibration_split == config.split:
-        raise RecordError("--record needs the recognizer or end-to-end track and a calibration split other than "
-                          "the evaluated one")
-    if not (embedder_dir / MANIFEST_FILE).is_file():
-        raise RecordError(f"{embedder_dir} has no {MANIFEST_FILE} of ours to record into")
+def check_recordable(config: BenchmarkConfig, embedder_dir: Path, detector_dir: Path | None) -> None:
+    """Refuses, before anything runs, what could not be recorded.
+
+    With the recognizer or end-to-end track, the embedder's calibration (on a split other than the evaluated one);
+    with the detector track alone, the detector's scores only.
+    """
+    if not records_embedder(config):
+        if Track.detector in config.tracks and detector_dir is not None:
+            _check_ours(detector_dir)
+            return
+        raise RecordError("--record needs the recognizer or end-to-end track, or the detector track and a detector")
+    if config.calibration_split == config.split:
+        raise RecordError("--record needs a calibration split other than the evaluated one")
+    _check_ours(embedder_dir)
+
+
+def records_embedder(config: BenchmarkConfig) -> bool:
+    """Whether ``--record`` writes the embedder's calibration (its tracks ran), not only the detector's scores."""
+    return bool({Track.recognizer, Track.end_to_end} & set(config.tracks))
+
+
+def _check_ours(model_dir: Path) -> None:
+    if not (model_dir / MANIFEST_FILE).is_file():
+        raise RecordError(f"{model_dir} has no {MANIFEST_FILE} of ours to record into")
 
 
 def chosen_calibration(report: BenchmarkReport) -> tuple[str, Calibration]:
@@ -51,7 +67,7 @@ def record_in_manifest(report: BenchmarkReport, embedder_dir: Path, command: str
     crops' one, for a source not calibrated) stays. Otherwise ``embedder.match_threshold`` and
     ``provenance.evaluation``.
     """
-    check_recordable(report.config, embedder_dir)
+    check_recordable(report.config, embedder_dir, None)
     track, calibration = chosen_calibration(report)
     manifest = load_manifest(embedder_dir)
     if manifest.kind is not ModelKind.embedder or manifest.embedder is None:
@@ -113,9 +129,12 @@ def evaluation_summary(report: BenchmarkReport, command: str, track: str, calibr
 
 
 def record_detector_scores(report: BenchmarkReport, detector_dir: Path, command: str) -> None:
-    """The detector track's numbers (and the end-to-end ones it made) under the detector's ``provenance.evaluation``."""
-    if not (detector_dir / MANIFEST_FILE).is_file():
-        raise RecordError(f"{detector_dir} has no {MANIFEST_FILE} of ours to record into")
+    """The detector track's numbers (and the end-to-end ones it made) under ``provenance.benchmarks[<data>]``.
+
+    Keyed by the data set as typed (``data/det``, ``data/detpack``): a run on another data set adds its own entry
+    and replaces only an earlier run's on the same one.
+    """
+    _check_ours(detector_dir)
     manifest = load_manifest(detector_dir)
     if manifest.kind is not ModelKind.detector or manifest.model_id != report.detector_model:
         raise RecordError(f"the report's detector is {report.detector_model}, {detector_dir} holds {manifest.model_id}")
@@ -124,5 +143,5 @@ def record_detector_scores(report: BenchmarkReport, detector_dir: Path, command:
                                   "detector_track": document["detector"]}
     if document["end_to_end"]:
         evaluation["end_to_end"] = {key: document["end_to_end"][key] for key in ("known_scenes", "recall1", "recall5")}
-    manifest.provenance["evaluation"] = evaluation
+    manifest.provenance.setdefault("benchmarks", {})[document["data"]] = evaluation
     manifest.write(detector_dir)
