@@ -223,6 +223,12 @@ def test_record_detector_writes_its_selection_and_the_command_as_typed(
     report = json.loads((tmp_path / "out" / JSON_FILE).read_text(encoding="utf-8"))
     assert calibration["command"] == f"{report['command']} --record-detector --max-detections 7"
 
+    # The detector track read the calibration's detections; detecting every photo again gives the same numbers.
+    detect_again = [*arguments[:arguments.index("--record-detector")], "--out", str(tmp_path / "again")]
+    again = CliRunner().invoke(app, detect_again, env=model_environment)
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "again" / JSON_FILE).read_text(encoding="utf-8"))["detector"] == report["detector"]
+
 
 def test_record_with_the_detector_track_alone_keeps_the_scores_per_data_set(
     model_environment: dict[str, str], model_store_dir: Path, tmp_path: Path

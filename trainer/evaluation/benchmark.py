@@ -20,7 +20,7 @@ from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
 from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
-from trainer.evaluation.detector_track import DetectorResult, evaluate_detector
+from trainer.evaluation.detector_track import DetectionsByPath, DetectorResult, detect_photos, evaluate_detector
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
 from trainer.evaluation.gallery_threshold import GalleryThresholdPoint, gallery_scores, gallery_threshold_points
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, calibrate, open_set_curve, point_at
@@ -109,8 +109,13 @@ class BenchmarkReport:
         }
 
 
-def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: ProgressHook = no_progress) -> BenchmarkReport:
-    """Loads the models the settings name and runs the chosen tracks on ``config.split``."""
+def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: ProgressHook = no_progress,
+                  detections: DetectionsByPath | None = None) -> BenchmarkReport:
+    """Loads the models the settings name and runs the chosen tracks on ``config.split``.
+
+    ``detections``: the split's photos already detected by the same detector (``shitu eval --record-detector``
+    calibrated on them); the detector track then reads them instead of detecting every photo again.
+    """
     # Data first: a missing or broken split fails before any model loads.
     split = load_split(config.data, config.split, limit=config.limit)
     calibration_data = None
@@ -134,8 +139,10 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
         report.seconds["recognizer"] = round(time.perf_counter() - clock, 2)
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()
-        advance = progress("detector: scenes", len(split.scenes) + len(split.shelves) + len(split.empty_scenes))
-        report.detector = evaluate_detector(detector, split, options, settings.limits, advance)
+        if detections is None:
+            advance = progress("detector: scenes", len(split.scenes) + len(split.shelves) + len(split.empty_scenes))
+            detections = detect_photos(detector, split, settings.limits, advance)
+        report.detector = evaluate_detector(detections, split, options)
         report.seconds["detector"] = round(time.perf_counter() - clock, 2)
     if Track.end_to_end in config.tracks:
         clock = time.perf_counter()

@@ -55,9 +55,10 @@ def evaluate_command(
     settings.models = settings.models.model_copy(update={key: value for key, value in models.items() if value})
     config = BenchmarkConfig(data, split, calibration_split, chosen, limit, precision_target)
     command = _command_line(data, split, out, embedder, detector, limit, tracks, calibration_split, precision_target)
+    detections = None
     if record_detector:
-        _calibrate_detector(config, settings, max_detections,
-                            f"{command} --record-detector --max-detections {max_detections}")
+        detections = _calibrate_detector(config, settings, max_detections,
+                                         f"{command} --record-detector --max-detections {max_detections}")
     if record:
         _refuse_unrecordable(config, settings.models.embedder_dir, settings.models.detector_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -68,7 +69,7 @@ def evaluate_command(
             return lambda: bar.advance(task)
 
         try:
-            report = run_benchmark(config, settings, progress)
+            report = run_benchmark(config, settings, progress, detections)
         except BenchmarkDataError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error
@@ -80,11 +81,15 @@ def evaluate_command(
         _record(report, settings.models.embedder_dir, command, settings.models.detector_dir)
 
 
-def _calibrate_detector(config: Any, settings: Any, max_detections: int, command: str) -> None:
-    """``command`` is the line as typed (relative paths, every option), recorded for whoever reproduces it."""
+def _calibrate_detector(config: Any, settings: Any, max_detections: int, command: str) -> Any:
+    """Returns the split's detections for the detector track (the same photos, the same weights).
+
+    ``command`` is the line as typed (relative paths, every option), recorded for whoever reproduces it.
+    """
     from service.inference.models import load_detector
     from trainer.evaluation.data import BenchmarkDataError, load_split
     from trainer.evaluation.detector_calibration import calibrate_detector, record_detector_calibration
+    from trainer.evaluation.detector_track import detect_photos
 
     detector_dir = settings.models.detector_dir
     if detector_dir is None:
@@ -94,8 +99,8 @@ def _calibrate_detector(config: Any, settings: Any, max_detections: int, command
     except BenchmarkDataError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    calibration = calibrate_detector(load_detector(detector_dir, settings.runtime), split, max_detections,
-                                     settings.limits)
+    detections = detect_photos(load_detector(detector_dir, settings.runtime), split, settings.limits)
+    calibration = calibrate_detector(detections, split, max_detections)
     try:
         record_detector_calibration(detector_dir, calibration, command)
     except ValueError as error:
@@ -106,6 +111,7 @@ def _calibrate_detector(config: Any, settings: Any, max_detections: int, command
                f"{calibration.photos} {config.split} photos), main_object_area_weight {calibration.main_area_weight} "
                f"(main-object hit {calibration.main_object_hit_rate:.3f}, by score alone "
                f"{calibration.main_object_hit_rate_by_score:.3f}) recorded in {detector_dir / 'manifest.json'}")
+    return detections
 
 
 @contextlib.contextmanager

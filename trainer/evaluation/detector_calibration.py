@@ -6,26 +6,30 @@ empty photos only false boxes. A box is a true positive when it matches a visibl
 (PP-ShiTu's selection first: the ``max_detections`` best boxes, then the threshold); mostly hidden shelf products
 are neither. The weight orders the selected boxes of the standard photos (their main object is the largest
 product); a tie keeps the smaller weight, so 0 (PP-ShiTu's order by score) stays unless a weight is better.
-Every photo is detected once; thresholds and weights are swept over the cached detections.
+Every photo is detected once; thresholds and weights are swept over those detections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from service.config import LimitsSettings
-from service.inference.detector import Detector
 from service.inference.manifest import MANIFEST_FILE, ModelKind, load_manifest
 from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import coco_iou
-from trainer.evaluation.data import BenchmarkSplit, DetectionScene, Scene
-from trainer.evaluation.detector_track import AREA_WEIGHTS, HIT_IOU, hit_rates_by_weight, matched_products
-from trainer.evaluation.recognizer_track import read_pixels
+from trainer.evaluation.data import BenchmarkSplit
+from trainer.evaluation.detector_track import (
+    AREA_WEIGHTS,
+    HIT_IOU,
+    DetectionsByPath,
+    hit_rates_by_weight,
+    matched_products,
+    split_photos,
+)
 
 THRESHOLDS = tuple(float(value) for value in np.round(np.arange(0.05, 0.951, 0.025), 3))
 
@@ -48,19 +52,15 @@ class DetectorCalibration:
         return asdict(self)
 
 
-def calibrate_detector(detector: Detector, split: BenchmarkSplit, max_detections: int, limits: LimitsSettings,
-                       advance: Callable[[], None] = lambda: None) -> DetectorCalibration:
-    detections = []
-    for scene in _photos(split):
-        detections.append(detector.detect(read_pixels(scene.path.read_bytes(), limits)))
-        advance()
-    return calibrate_selection(split, detections, max_detections)
+def calibrate_detector(detections: DetectionsByPath, split: BenchmarkSplit, max_detections: int) -> DetectorCalibration:
+    """The sweeps over ``split``'s photos, each detected once (:func:`detect_photos`)."""
+    return calibrate_selection(split, [detections[photo.path] for photo in split_photos(split)], max_detections)
 
 
 def calibrate_selection(split: BenchmarkSplit, detections: Sequence[Sequence[Detection]],
                         max_detections: int) -> DetectorCalibration:
     """The sweeps over each photo's detections (``split``'s standard scenes, shelves, then empty photos)."""
-    photos = _photos(split)
+    photos = split_photos(split)
     cached = [(found, scene.boxes[~scene.crowd], scene.boxes[scene.crowd])
               for found, scene in zip(detections, photos, strict=True)]
     products = sum(len(visible) for _, visible, _ in cached)
@@ -84,10 +84,6 @@ def calibrate_selection(split: BenchmarkSplit, detections: Sequence[Sequence[Det
     weight = max(AREA_WEIGHTS, key=lambda candidate: (hit_rates[candidate], -candidate))
     return replace(best, main_area_weight=weight, main_object_hit_rate=hit_rates[weight],
                    main_object_hit_rate_by_score=hit_rates[0.0])
-
-
-def _photos(split: BenchmarkSplit) -> list[Scene | DetectionScene]:
-    return [*split.scenes, *split.shelves, *split.empty_scenes]
 
 
 def _on_hidden(selected: Sequence[Detection], hidden: np.ndarray, unmatched: int) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from service.inference.pipeline import RecognizeOptions
 from service.inference.selection import select_detections
 from service.inference.types import Detection
 from trainer.detection.evaluate import ImageDetections, ImageTruth, coco_iou, evaluate_detections
-from trainer.evaluation.data import BenchmarkSplit, DetectionScene
+from trainer.evaluation.data import BenchmarkSplit, DetectionScene, Scene
 from trainer.evaluation.recognizer_track import read_pixels
 
 HIT_IOU = 0.5
@@ -42,19 +43,36 @@ class DetectorResult:
         return asdict(self)
 
 
-def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: RecognizeOptions, limits: LimitsSettings,
-                      advance: Callable[[], None] = lambda: None) -> DetectorResult:
+# Every photo's raw detections (before PP-ShiTu's selection), by path: what the evaluation and the calibration
+# sweep over, so a photo is detected once however many thresholds, weights or passes read it.
+DetectionsByPath = Mapping[Path, Sequence[Detection]]
+
+
+def split_photos(split: BenchmarkSplit) -> list[Scene | DetectionScene]:
+    """The photos the detector sees: standard scenes, then shelves, then empty photos."""
+    return [*split.scenes, *split.shelves, *split.empty_scenes]
+
+
+def detect_photos(detector: Detector, split: BenchmarkSplit, limits: LimitsSettings,
+                  advance: Callable[[], None] = lambda: None) -> dict[Path, list[Detection]]:
+    detections = {}
+    for scene in split_photos(split):
+        detections[scene.path] = detector.detect(read_pixels(scene.path.read_bytes(), limits))
+        advance()
+    return detections
+
+
+def evaluate_detector(detections: DetectionsByPath, split: BenchmarkSplit, options: RecognizeOptions) -> DetectorResult:
     truths, found, standard, hits, anywhere = [], [], [], 0, 0
     for scene in split.scenes:
-        detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
+        photo = detections[scene.path]
         # Main-body detection: every class the model knows is "a product", so AP is class-agnostic.
         truths.append(ImageTruth(scene.image_id, scene.boxes, np.zeros(len(scene.boxes), np.int64), scene.crowd))
-        found.append(_image_detections(scene.image_id, detections))
-        first, any_selected = main_object_hits(detections, scene.main_box, options)
+        found.append(_image_detections(scene.image_id, photo))
+        first, any_selected = main_object_hits(photo, scene.main_box, options)
         hits += first
         anywhere += any_selected
-        standard.append((detections, scene.main_box))
-        advance()
+        standard.append((photo, scene.main_box))
     metrics = evaluate_detections(truths, found, num_classes=1)
     count = max(len(split.scenes), 1)
     return DetectorResult(
@@ -65,42 +83,37 @@ def evaluate_detector(detector: Detector, split: BenchmarkSplit, options: Recogn
         main_object_found_rate=anywhere / count,
         main_object_hit_by_weight={str(weight): rate for weight, rate in hit_rates_by_weight(
             standard, options.max_detections, options.detection_threshold).items()},
-        **_shelf_metrics(detector, split.shelves, options, limits, advance),
-        **_empty_metrics(detector, split.empty_scenes, options, limits, advance),
+        **_shelf_metrics(detections, split.shelves, options),
+        **_empty_metrics(detections, split.empty_scenes, options),
     )
 
 
-def _shelf_metrics(detector: Detector, shelves: Sequence[DetectionScene], options: RecognizeOptions,
-                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
+def _shelf_metrics(detections: DetectionsByPath, shelves: Sequence[DetectionScene],
+                   options: RecognizeOptions) -> dict[str, Any]:
     """Recall of the visible products with the shipped selection (max_detections, threshold), and AP50."""
     if not shelves:
         return {}
     truths, found, matched, products = [], [], 0, 0
     for scene in shelves:
-        detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
+        photo = detections[scene.path]
         truths.append(ImageTruth(scene.image_id, scene.boxes, np.zeros(len(scene.boxes), np.int64), scene.crowd))
-        found.append(_image_detections(scene.image_id, detections))
-        selected = select_detections(detections, max_detections=options.max_detections,
+        found.append(_image_detections(scene.image_id, photo))
+        selected = select_detections(photo, max_detections=options.max_detections,
                                      threshold=options.detection_threshold)
         visible = scene.boxes[~scene.crowd]
         products += len(visible)
         matched += matched_products(selected, visible)
-        advance()
     metrics = evaluate_detections(truths, found, num_classes=1)
     return {"shelf_images": len(shelves), "shelf_products": products,
             "shelf_recall": matched / max(products, 1), "shelf_ap50": max(metrics.ap50, 0.0)}
 
 
-def _empty_metrics(detector: Detector, scenes: Sequence[DetectionScene], options: RecognizeOptions,
-                   limits: LimitsSettings, advance: Callable[[], None]) -> dict[str, Any]:
+def _empty_metrics(detections: DetectionsByPath, scenes: Sequence[DetectionScene],
+                   options: RecognizeOptions) -> dict[str, Any]:
     if not scenes:
         return {}
-    with_box = 0
-    for scene in scenes:
-        detections = detector.detect(read_pixels(scene.path.read_bytes(), limits))
-        with_box += bool(select_detections(detections, max_detections=options.max_detections,
-                                           threshold=options.detection_threshold))
-        advance()
+    with_box = sum(bool(select_detections(detections[scene.path], max_detections=options.max_detections,
+                                          threshold=options.detection_threshold)) for scene in scenes)
     return {"empty_images": len(scenes), "empty_with_box_rate": with_box / len(scenes)}
 
 
