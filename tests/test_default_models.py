@@ -4,7 +4,7 @@ CI-sized: ``shitu data synth`` with the npm assets on seed 1 (the embedders were
 val and test classes are never trained on, whatever the seed, because a class's split is a hash of its key),
 then ``shitu eval``'s recognizer track through the service's own loaders, and the demo close-ups through the
 whole pipeline. Two benchmarks: packaged products (cans, bottles, boxes, pouches, labels: what the second and
-later embedders were trained for; the fourth is the default), against the first embedder (``embedder/v1``) in
+third embedders were trained for; the third is the default), against the first embedder (``embedder/v1``) in
 the same run, and the flat cards the first one was trained on, which the later ones must not lose. The
 thresholds sit a little under what was measured; the README quotes the larger benchmarks.
 """
