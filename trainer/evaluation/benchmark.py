@@ -20,7 +20,13 @@ from service.inference.models import load_recognizer
 from service.inference.pipeline import RecognizeOptions, Recognizer
 from trainer.evaluation.breakdown import GroupRecall, recall_by_group
 from trainer.evaluation.data import BenchmarkDataError, BenchmarkSplit, load_split
-from trainer.evaluation.detector_track import DetectionsByPath, DetectorResult, detect_photos, evaluate_detector
+from trainer.evaluation.detector_track import (
+    DetectionsByPath,
+    DetectorResult,
+    detect_photos,
+    evaluate_detector,
+    split_photos,
+)
 from trainer.evaluation.end_to_end import SceneOutcome, build_gallery, recall_at, recognize_scenes
 from trainer.evaluation.gallery_threshold import GalleryThresholdPoint, gallery_scores, gallery_threshold_points
 from trainer.evaluation.open_set import OpenSetPoint, OpenSetQuery, balanced, calibrate, open_set_curve, point_at
@@ -140,7 +146,7 @@ def run_benchmark(config: BenchmarkConfig, settings: Settings, progress: Progres
     if Track.detector in config.tracks and detector is not None:
         clock = time.perf_counter()
         if detections is None:
-            advance = progress("detector: scenes", len(split.scenes) + len(split.shelves) + len(split.empty_scenes))
+            advance = progress("detector: scenes", len(split_photos(split)))
             detections = detect_photos(detector, split, settings.limits, advance)
         report.detector = evaluate_detector(detections, split, options)
         report.seconds["detector"] = round(time.perf_counter() - clock, 2)
